@@ -1,0 +1,55 @@
+/**
+ * Every error Tessera raises on purpose carries a stable code. Callers, tests and API clients branch
+ * on `code`, never on the message. `docs/errors.md` documents each code, and a test keeps the two in
+ * sync.
+ */
+export const errorCatalog = {
+  TSR_INTERNAL: { status: 500, title: 'internal error' },
+  TSR_VALIDATION: { status: 400, title: 'invalid request' },
+  TSR_NOT_FOUND: { status: 404, title: 'not found' },
+  TSR_CONFLICT: { status: 409, title: 'conflict' },
+  TSR_PAYLOAD_TOO_LARGE: { status: 413, title: 'payload too large' },
+  TSR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'unsupported media type' },
+  TSR_RATE_LIMITED: { status: 429, title: 'too many requests' },
+  TSR_AUTH_MISSING: { status: 401, title: 'authentication required' },
+  TSR_AUTH_INVALID: { status: 401, title: 'invalid credentials' },
+  TSR_AUTH_SCOPE: { status: 403, title: 'insufficient scope' },
+  TSR_STORE_UNAVAILABLE: { status: 503, title: 'store unavailable' },
+  TSR_STORE_MIGRATION: { status: 500, title: 'store migration failed' },
+  TSR_CONFIG: { status: 500, title: 'invalid configuration' },
+  TSR_OBSERVATION_INVALID: { status: 422, title: 'invalid observation' },
+  TSR_IMPORT_FILE: { status: 400, title: 'import file unreadable' },
+  TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
+} as const satisfies Record<string, { status: number; title: string }>
+
+export type TesseraErrorCode = keyof typeof errorCatalog
+
+/** Base URI of the RFC 9457 `type` of each error; the fragment is the code. */
+export const problemTypeBase = 'https://tessera.dev/problems/'
+
+export class TesseraError extends Error {
+  readonly code: TesseraErrorCode
+  readonly status: number
+  /** Extra machine-readable detail for RFC 9457 extension members (never secrets). */
+  readonly details: Record<string, unknown> | undefined
+
+  constructor(
+    code: TesseraErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'TesseraError'
+    this.code = code
+    this.status = errorCatalog[code].status
+    this.details = options.details
+  }
+}
+
+export function isTesseraError(err: unknown, code?: TesseraErrorCode): err is TesseraError {
+  return err instanceof TesseraError && (code === undefined || err.code === code)
+}
+
+export function problemType(code: TesseraErrorCode): string {
+  return problemTypeBase + code.toLowerCase().replace(/^tsr_/, '').replaceAll('_', '-')
+}

@@ -1,0 +1,46 @@
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely'
+import { TesseraError } from '../errors.js'
+import * as initial from './migrations/0001-initial.js'
+
+/** Every migration, in order. Names never change once released. */
+const migrations: Record<string, Migration> = {
+  '0001-initial': { up: (db) => initial.migrate(db) },
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations }
+
+/** A fixed key: every Tessera process migrating this database waits on the same lock. */
+const migrationLockKey = 0x7e55e7a
+
+/**
+ * Brings the schema up to date. Safe to run twice and from several processes at once: a session-level
+ * advisory lock serialises them, and the Kysely migrator skips what is already applied.
+ */
+export async function runMigrations(db: Kysely<unknown>, backend: 'pglite' | 'postgres'): Promise<void> {
+  // Pin the migration bookkeeping to our own schema: Kysely otherwise finds another schema's tables.
+  const current = await sql<{ schema: string }>`select current_schema() as schema`.execute(db)
+  const migrationTableSchema = current.rows[0]?.schema ?? 'public'
+  const run = async (conn: Kysely<unknown>) => {
+    const migrator = new Migrator({ db: conn, provider, migrationTableSchema })
+    const { error, results } = await migrator.migrateToLatest()
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName
+      throw new TesseraError(
+        'TSR_STORE_MIGRATION',
+        `migration ${failed ?? '(setup)'} failed: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      )
+    }
+  }
+  if (backend === 'pglite') return run(db)
+  await db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(${migrationLockKey})`.execute(conn)
+    try {
+      await run(db)
+    } finally {
+      await sql`select pg_advisory_unlock(${migrationLockKey})`.execute(conn)
+    }
+  })
+}
+
+export const migrationNames = Object.keys(migrations)
