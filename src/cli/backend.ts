@@ -1,0 +1,146 @@
+import { resolve } from 'node:path'
+import { TesseraError } from '../errors.js'
+import type { Inventory } from '../inventory/inventory-types.js'
+import { systemClock, type Clock } from '../runtime/clock.js'
+import type { Store } from '../store/store.js'
+import { loadConfig } from './config.js'
+import {
+  createRemoteClient,
+  isInsecureRemote,
+  normaliseServerUrl,
+  type TokenAdmin,
+} from './remote.js'
+
+/**
+ * Where a command's data lives: a Tessera server (remote, over the REST API) or a store opened in
+ * this process (local: the embedded PGlite data dir, or PostgreSQL). Commands see only this.
+ */
+export interface Backend {
+  readonly kind: 'local' | 'remote'
+  /** The server URL or the store location, for messages. */
+  readonly location: string
+  readonly inventory: Inventory
+  readonly tokens: TokenAdmin
+  close(): Promise<void>
+}
+
+/** The global options and environment a backend is chosen from. */
+export interface BackendOptions {
+  server?: string
+  token?: string
+  dataDir?: string
+  database?: string
+}
+
+export interface BackendDeps {
+  env: NodeJS.ProcessEnv
+  clock?: Clock
+  fetch?: typeof fetch
+  /** Where warnings go (e.g. a token about to travel over plain http). */
+  warn?: (message: string) => void
+}
+
+/** Which backend a command will use, resolved from options, environment and the config file. */
+export type BackendChoice =
+  | { kind: 'remote'; server: string; token: string | undefined }
+  | { kind: 'local'; dataDir: string }
+  | { kind: 'local'; databaseUrl: string }
+
+/**
+ * Precedence:
+ * 1. `--server` → remote; `--data-dir` or `--database` → local (giving both kinds is a usage error);
+ * 2. `TESSERA_SERVER` → remote, else `TESSERA_DATABASE_URL` → local;
+ * 3. a `server` saved by `tessera login` → remote;
+ * 4. the embedded store in `./.tessera`.
+ * The token is `--token`, else `TESSERA_TOKEN`, else the config file's, the latter only when the
+ * config's server is the one being called: a saved token is never sent to another server.
+ */
+export function chooseBackend(options: BackendOptions, deps: BackendDeps): BackendChoice {
+  const env = deps.env
+  if (options.dataDir !== undefined && options.database !== undefined) {
+    throw new TesseraError('TSR_VALIDATION', 'give either --data-dir or --database, not both')
+  }
+  if (options.server !== undefined && (options.dataDir ?? options.database) !== undefined) {
+    throw new TesseraError(
+      'TSR_VALIDATION',
+      '--server talks to a server; --data-dir and --database open a store here: give one',
+    )
+  }
+  // Options beat environment variables; a server beats a database among the variables.
+  if (options.server === undefined) {
+    if (options.dataDir !== undefined) return { kind: 'local', dataDir: resolve(options.dataDir) }
+    if (options.database !== undefined) return { kind: 'local', databaseUrl: options.database }
+    if (!env.TESSERA_SERVER && env.TESSERA_DATABASE_URL) {
+      return { kind: 'local', databaseUrl: env.TESSERA_DATABASE_URL }
+    }
+  }
+  const explicitServer = options.server ?? (env.TESSERA_SERVER || undefined)
+  const loaded = loadConfig(env)
+  if (loaded.warning) deps.warn?.(loaded.warning)
+  const server = explicitServer ?? loaded.config.server
+  if (server === undefined) return { kind: 'local', dataDir: resolve('.tessera') }
+  const normalised = normaliseServerUrl(server)
+  let token = options.token ?? (env.TESSERA_TOKEN || undefined)
+  if (
+    token === undefined &&
+    loaded.config.server !== undefined &&
+    normaliseServerUrl(loaded.config.server) === normalised
+  ) {
+    token = loaded.config.token
+  }
+  return { kind: 'remote', server: normalised, token }
+}
+
+export async function openBackend(options: BackendOptions, deps: BackendDeps): Promise<Backend> {
+  const choice = chooseBackend(options, deps)
+  const clock = deps.clock ?? systemClock
+  if (choice.kind === 'remote') {
+    if (choice.token && isInsecureRemote(choice.server)) {
+      deps.warn?.(`sending the API token to ${choice.server} over plain http; use https`)
+    }
+    const client = createRemoteClient({
+      server: choice.server,
+      ...(choice.token ? { token: choice.token } : {}),
+      ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    })
+    return {
+      kind: 'remote',
+      location: client.baseUrl,
+      inventory: client.inventory,
+      tokens: client.tokens,
+      close: async () => {},
+    }
+  }
+  // Loaded on demand: `--help` and remote commands need neither the database nor the inventory.
+  const [{ openStore }, { createInventory }] = await Promise.all([
+    import('../store/index.js'),
+    import('../inventory/index.js'),
+  ])
+  const store: Store =
+    'databaseUrl' in choice
+      ? await openStore({ backend: 'postgres', url: choice.databaseUrl })
+      : await openStore({ backend: 'pglite', dataDir: choice.dataDir })
+  return {
+    kind: 'local',
+    location: store.location,
+    inventory: createInventory({ store, clock }),
+    tokens: localTokenAdmin(store, clock),
+    close: () => store.close(),
+  }
+}
+
+/** API tokens managed directly on the store, with the server's own functions. */
+export function localTokenAdmin(store: Store, clock: Clock): TokenAdmin {
+  const auth = () => import('../server/auth/api-tokens.js')
+  return {
+    async create(input) {
+      return (await auth()).createApiToken(store, input, clock)
+    },
+    async list() {
+      return (await auth()).listApiTokens(store)
+    },
+    async revoke(id) {
+      await (await auth()).revokeApiToken(store, id, clock)
+    },
+  }
+}
