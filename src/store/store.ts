@@ -14,7 +14,12 @@ import type { Database } from './schema.js'
 
 export type StoreConfig =
   | { backend: 'pglite'; /** on-disk directory; omitted means in memory */ dataDir?: string }
-  | { backend: 'postgres'; url: string; /** schema to create and use instead of `public` */ schema?: string; poolSize?: number }
+  | {
+      backend: 'postgres'
+      url: string
+      /** schema to create and use instead of `public` */ schema?: string
+      poolSize?: number
+    }
 
 export type BulkValue = string | number | boolean | Date | null | undefined | string[] | object
 
@@ -29,9 +34,20 @@ export interface Store {
   readonly location: string
   /** Appends rows fast. Columns must be plain table columns; values are encoded per column. */
   bulkInsert(table: string, columns: readonly string[], rows: readonly BulkValue[][]): Promise<void>
+  /**
+   * Runs `fn` in one transaction on one connection: committed when it resolves, rolled back when it
+   * throws. `tx.bulkInsert` writes inside that transaction (COPY on PostgreSQL).
+   */
+  transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T>
   /** Cheap liveness probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>
+}
+
+/** The part of a Store bound to one open transaction. */
+export interface StoreTransaction {
+  readonly db: Kysely<Database>
+  bulkInsert(table: string, columns: readonly string[], rows: readonly BulkValue[][]): Promise<void>
 }
 
 export async function openStore(config: StoreConfig): Promise<Store> {
@@ -61,9 +77,13 @@ async function openPGlite(dataDir: string | undefined): Promise<Store> {
     })
   } catch (err) {
     release()
-    throw new TesseraError('TSR_STORE_UNAVAILABLE', `cannot open the embedded store in ${dataDir}`, {
-      cause: err,
-    })
+    throw new TesseraError(
+      'TSR_STORE_UNAVAILABLE',
+      `cannot open the embedded store in ${dataDir}`,
+      {
+        cause: err,
+      },
+    )
   }
   const db = new Kysely<Database>({ dialect: createPGliteDialect(pglite) })
   let closed = false
@@ -72,6 +92,13 @@ async function openPGlite(dataDir: string | undefined): Promise<Store> {
     backend: 'pglite',
     location: dataDir ?? 'memory',
     bulkInsert: (table, columns, rows) => multiRowInsert(db, table, columns, rows),
+    transaction: (fn) =>
+      db.transaction().execute((trx) =>
+        fn({
+          db: trx,
+          bulkInsert: (table, columns, rows) => multiRowInsert(trx, table, columns, rows),
+        }),
+      ),
     ping: async () => {
       await sql`select 1`.execute(db)
     },
@@ -136,7 +163,9 @@ async function openPostgres(config: Extract<StoreConfig, { backend: 'postgres' }
     // int8 counts and sequences fit a double; keep them numbers on both backends.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === int8Oid ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+        oid === int8Oid
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   })
   pool.on('error', () => {
@@ -148,18 +177,24 @@ async function openPostgres(config: Extract<StoreConfig, { backend: 'postgres' }
       if (schema !== undefined) {
         // Two processes creating one schema at once race inside IF NOT EXISTS; the loser's
         // unique violation means the schema is there.
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch((err: { code?: string }) => {
-          if (err.code !== '23505' && err.code !== '42P06') throw err
-        })
+        await client
+          .query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+          .catch((err: { code?: string }) => {
+            if (err.code !== '23505' && err.code !== '42P06') throw err
+          })
       }
     } finally {
       client.release()
     }
   } catch (err) {
     await pool.end()
-    throw new TesseraError('TSR_STORE_UNAVAILABLE', `cannot connect to PostgreSQL at ${redactUrl(config.url)}`, {
-      cause: err,
-    })
+    throw new TesseraError(
+      'TSR_STORE_UNAVAILABLE',
+      `cannot connect to PostgreSQL at ${redactUrl(config.url)}`,
+      {
+        cause: err,
+      },
+    )
   }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   let closed = false
@@ -168,6 +203,7 @@ async function openPostgres(config: Extract<StoreConfig, { backend: 'postgres' }
     backend: 'postgres',
     location: redactUrl(config.url) + (schema ? ` (schema ${schema})` : ''),
     bulkInsert: (table, columns, rows) => copyInsert(pool, table, columns, rows),
+    transaction: (fn) => pgTransaction(pool, fn),
     ping: async () => {
       await sql`select 1`.execute(db)
     },
@@ -202,11 +238,58 @@ async function copyInsert(
   if (rows.length === 0) return
   const client = await pool.connect()
   try {
-    const target = `${quoteIdent(table)} (${columns.map(quoteIdent).join(', ')})`
-    const stream = client.query(copyStreams.from(`COPY ${target} FROM STDIN`))
-    await pipeline(Readable.from(copyChunks(rows)), stream)
+    await copyInto(client, table, columns, rows)
   } finally {
     client.release()
+  }
+}
+
+async function copyInto(
+  client: pg.PoolClient,
+  table: string,
+  columns: readonly string[],
+  rows: readonly BulkValue[][],
+): Promise<void> {
+  if (rows.length === 0) return
+  const target = `${quoteIdent(table)} (${columns.map(quoteIdent).join(', ')})`
+  const stream = client.query(copyStreams.from(`COPY ${target} FROM STDIN`))
+  await pipeline(Readable.from(copyChunks(rows)), stream)
+}
+
+/**
+ * A transaction on one pooled client. Kysely sees that client through a one-connection "pool", so
+ * its queries and our COPY share the transaction.
+ */
+async function pgTransaction<T>(
+  pool: pg.Pool,
+  fn: (tx: StoreTransaction) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect()
+  const pinned = {
+    connect: async () => ({
+      query: client.query.bind(client) as pg.PoolClient['query'],
+      release: () => {},
+    }),
+    end: async () => {},
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pinned }) })
+  let broken: Error | undefined
+  try {
+    await client.query('begin')
+    const result = await fn({
+      db,
+      bulkInsert: (table, columns, rows) => copyInto(client, table, columns, rows),
+    })
+    await client.query('commit')
+    return result
+  } catch (err) {
+    await client.query('rollback').catch((rollbackErr: Error) => {
+      broken = rollbackErr
+    })
+    throw err
+  } finally {
+    // A client whose rollback failed is in an unknown state: drop it instead of pooling it.
+    client.release(broken)
   }
 }
 
