@@ -7,6 +7,7 @@ export const errorCatalog = {
   TSR_INTERNAL: { status: 500, title: 'internal error' },
   TSR_VALIDATION: { status: 400, title: 'invalid request' },
   TSR_NOT_FOUND: { status: 404, title: 'not found' },
+  TSR_METHOD_NOT_ALLOWED: { status: 405, title: 'method not allowed' },
   TSR_CONFLICT: { status: 409, title: 'conflict' },
   TSR_PAYLOAD_TOO_LARGE: { status: 413, title: 'payload too large' },
   TSR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'unsupported media type' },

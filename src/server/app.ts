@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from 'fastify'
+import type { DestinationStream, LoggerOptions } from 'pino'
+import type { Inventory } from '../inventory/inventory-types.js'
+import { ObservationBatchSchema } from '../inventory/observation-schema.js'
+import { systemClock, type Clock } from '../runtime/clock.js'
+import type { Store } from '../store/store.js'
+import type { TesseraApp } from './app-types.js'
+import { registerAuthHook } from './auth/auth-hook.js'
+import { registerErrorHandling } from './plugins/error-handler.js'
+import { registerMetrics } from './plugins/metrics.js'
+import { registerExportRoutes } from './routes/export.js'
+import { registerGraphRoutes } from './routes/graph.js'
+import { registerHealthRoutes } from './routes/health.js'
+import { registerIdentityRoutes } from './routes/identities.js'
+import { registerObservationRoutes } from './routes/observations.js'
+import { registerRunRoutes } from './routes/runs.js'
+import { registerStatsRoutes } from './routes/stats.js'
+import { registerTokenRoutes } from './routes/tokens.js'
+
+export interface AppDeps {
+  store: Store
+  inventory: Inventory
+  clock?: Clock
+  /** pino options (with an optional destination `stream`), or a logger instance; omitted: no logs. */
+  logger?: (LoggerOptions & { stream?: DestinationStream }) | FastifyBaseLogger
+  /** Largest request body in bytes (default 32 MiB). */
+  bodyLimit?: number
+  /** /metrics needs a read token even from loopback (default false: loopback callers are let in). */
+  metricsRequireToken?: boolean
+}
+
+export const defaultBodyLimit = 32 * 1024 * 1024
+
+/** Request ids a caller may choose; anything else is replaced, so log lines cannot be forged. */
+const requestIdPattern = /^[A-Za-z0-9._-]{1,128}$/
+
+/**
+ * Paths pino blanks in every log line. Fastify's request serialiser logs no headers, but a
+ * `{ req }` or error logged elsewhere might, and a token must never reach a log.
+ */
+export const redactPaths = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'authorization',
+  'token',
+  '*.token',
+]
+
+const packageVersion = (createRequire(import.meta.url)('../../package.json') as { version: string })
+  .version
+
+/** Builds the control-plane HTTP app without listening (tests use `inject`). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? systemClock
+  const app: TesseraApp = Fastify({
+    ...loggerOptions(deps.logger),
+    bodyLimit: deps.bodyLimit ?? defaultBodyLimit,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id']
+      return typeof incoming === 'string' && requestIdPattern.test(incoming)
+        ? incoming
+        : randomUUID()
+    },
+    // Keep-alive sockets would otherwise hold close() open until they time out.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // TypeBox's compiler: bodies are checked as sent (no type coercion, a string is not a list);
+  // query strings and params are converted (`limit=5` becomes 5) before the check.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  // Only JSON (and NDJSON where a route adds it) is accepted; anything else is a 415.
+  app.removeContentTypeParser('text/plain')
+
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id)
+  })
+
+  registerErrorHandling(app)
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tessera control plane API',
+        version: packageVersion,
+        description:
+          'Machine identity inventory and control plane. Errors are RFC 9457 application/problem+json; see docs/errors.md.',
+      },
+      tags: [
+        { name: 'identities', description: 'Non-human identities' },
+        { name: 'graph', description: 'The identity graph' },
+        { name: 'inventory', description: 'Ingestion, export and counts' },
+        { name: 'runs', description: 'Discovery runs' },
+        { name: 'tokens', description: 'API tokens (admin)' },
+        { name: 'health', description: 'Probes and metrics' },
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API token `tsr_<id>_<secret>` with the scope the operation needs',
+          },
+        },
+      },
+    },
+    transform: ({ schema, url }) => {
+      // The body is validated item by item in the handler; the document shows the real item schema.
+      if (url === '/v1/observations' && schema?.body) {
+        return { schema: { ...schema, body: ObservationBatchSchema } as typeof schema, url }
+      }
+      return { schema, url }
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  registerAuthHook(app, { store: deps.store, clock })
+  const { registry } = registerMetrics(app, { inventory: deps.inventory })
+
+  const { inventory, store } = deps
+  // Each group in its own encapsulated scope, so a content-type parser (NDJSON) stays with its route.
+  await app.register(async (scope) => {
+    registerHealthRoutes(scope, {
+      store,
+      registry,
+      metricsRequireToken: deps.metricsRequireToken ?? false,
+    })
+  })
+  await app.register(async (scope) => registerIdentityRoutes(scope, { inventory }))
+  await app.register(async (scope) => registerGraphRoutes(scope, { inventory }))
+  await app.register(async (scope) => registerObservationRoutes(scope, { inventory }))
+  await app.register(async (scope) => registerRunRoutes(scope, { inventory }))
+  await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
+  await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
+  await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  return app
+}
+
+function loggerOptions(
+  logger: AppDeps['logger'],
+): Pick<FastifyServerOptions, 'logger' | 'loggerInstance'> {
+  if (logger === undefined) return { logger: false }
+  if (isLoggerInstance(logger)) return { loggerInstance: logger }
+  return { logger: { ...logger, redact: { paths: redactPaths, censor: '[redacted]' } } }
+}
+
+function isLoggerInstance(logger: NonNullable<AppDeps['logger']>): logger is FastifyBaseLogger {
+  return typeof (logger as FastifyBaseLogger).child === 'function'
+}

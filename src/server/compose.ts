@@ -1,0 +1,103 @@
+import type { FastifyInstance } from 'fastify'
+import type { DestinationStream } from 'pino'
+import { pino } from 'pino'
+import { createInventory } from '../inventory/index.js'
+import { systemClock, type Clock } from '../runtime/clock.js'
+import { openStore, type Store } from '../store/store.js'
+import { buildApp, redactPaths } from './app.js'
+import { ensureAdminToken } from './auth/api-tokens.js'
+
+export interface ServerOptions {
+  /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
+  dataDir?: string
+  /** PostgreSQL URL; defaults to TESSERA_DATABASE_URL when no dataDir is given. */
+  databaseUrl?: string
+  /** PostgreSQL schema to use instead of `public` (created when missing). */
+  databaseSchema?: string
+  /** Default 127.0.0.1: exposing the API elsewhere is a deliberate choice. */
+  host?: string
+  /** Default 8750; 0 picks a free port. */
+  port?: number
+  /** pino level (default info). */
+  logLevel?: string
+  /** Where JSON logs go (default stdout). */
+  log?: DestinationStream
+  bodyLimit?: number
+  metricsRequireToken?: boolean
+  clock?: Clock
+}
+
+export interface RunningServer {
+  url: string
+  /** Only on the first start of a store: the admin token, to show once. Never logged. */
+  adminToken?: string
+  store: Store
+  /** Stops accepting connections, drains in-flight requests, then closes the store. */
+  close(): Promise<void>
+}
+
+export const defaultPort = 8750
+export const defaultDataDir = './.tessera'
+
+/** The control plane's composition root: store → inventory → app → listen. */
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const clock = options.clock ?? systemClock
+  // An explicit data dir wins over the environment's database URL; an explicit URL wins over both.
+  const databaseUrl =
+    options.databaseUrl ??
+    (options.dataDir === undefined ? process.env.TESSERA_DATABASE_URL || undefined : undefined)
+  const store = await openStore(
+    databaseUrl
+      ? { backend: 'postgres', url: databaseUrl, schema: options.databaseSchema }
+      : { backend: 'pglite', dataDir: options.dataDir ?? defaultDataDir },
+  )
+  let app: FastifyInstance | undefined
+  try {
+    const logger = pino(
+      {
+        level: options.logLevel ?? 'info',
+        redact: { paths: redactPaths, censor: '[redacted]' },
+      },
+      options.log ?? pino.destination(1),
+    )
+    const inventory = createInventory({ store, clock })
+    app = await buildApp({
+      store,
+      inventory,
+      clock,
+      logger,
+      bodyLimit: options.bodyLimit,
+      metricsRequireToken: options.metricsRequireToken,
+    })
+    await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? defaultPort })
+    const address = app.server.address()
+    const url =
+      typeof address === 'object' && address !== null
+        ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+        : String(address)
+    logger.info({ url, store: store.location, backend: store.backend }, 'tessera server listening')
+    // After listen: a token made before a failed listen would never be shown, yet would stop the
+    // next start from making one.
+    const admin = await ensureAdminToken(store, clock)
+    if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
+    const listening = app
+    let closing: Promise<void> | undefined
+    return {
+      url,
+      ...(admin ? { adminToken: admin.token } : {}),
+      store,
+      close: () =>
+        (closing ??= (async () => {
+          try {
+            await listening.close()
+          } finally {
+            await store.close()
+          }
+        })()),
+    }
+  } catch (err) {
+    await app?.close()
+    await store.close()
+    throw err
+  }
+}
