@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { Clock } from '../runtime/clock.js'
-import { openBackend, type Backend } from './backend.js'
+import { openBackend, type Backend, type BackendDeps, type BackendOptions } from './backend.js'
 import type { ExitCode } from './exit-codes.js'
 
 /** The process edges a command touches; tests run the CLI in-process with their own. */
@@ -10,6 +10,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv
   clock: Clock
   fetch?: typeof fetch
+  /** Replaces `openBackend`; tests hand in a backend on a shared store. */
+  openBackend?: (options: BackendOptions, deps: BackendDeps) => Promise<Backend>
 }
 
 /** Options every command accepts (declared once on the root program). */
@@ -53,7 +55,8 @@ export function createCommandContext(io: CliIo, exit: { code: ExitCode }): Comma
     io,
     globals,
     async withBackend(cmd, fn) {
-      const backend = await openBackend(globals(cmd), {
+      const open = io.openBackend ?? openBackend
+      const backend = await open(globals(cmd), {
         env: io.env,
         clock: io.clock,
         ...(io.fetch ? { fetch: io.fetch } : {}),

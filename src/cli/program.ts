@@ -69,6 +69,7 @@ export async function runCli(args: readonly string[], io: Partial<CliIo> = {}): 
     env: io.env ?? process.env,
     clock: io.clock ?? systemClock,
     ...(io.fetch ? { fetch: io.fetch } : {}),
+    ...(io.openBackend ? { openBackend: io.openBackend } : {}),
   }
   const exit = { code: exitCodes.ok as ExitCode }
   const program = buildProgram(fullIo, exit)
