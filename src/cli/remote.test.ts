@@ -14,7 +14,7 @@ interface Seen {
 /** A fetch that answers from a routing function and records what it was asked. */
 function fakeFetch(route: (req: Seen) => Response) {
   const seen: Seen[] = []
-  const f = (async (input: URL | RequestInfo, init?: RequestInit) => {
+  const f = (async (input: string | URL | Request, init?: RequestInit) => {
     const req: Seen = {
       method: init?.method ?? 'GET',
       url: new URL(String(input)),
