@@ -360,6 +360,16 @@ for (const backend of testBackends()) {
         assertProblem(kind, 400, 'TSR_VALIDATION')
       })
 
+      it('answers 400 for an unknown query parameter, naming the limit in the detail', async () => {
+        const res = await app.inject({ url: '/v1/identities?colour=red', headers: auth(reader) })
+        assert.deepEqual(assertProblem(res, 400, 'TSR_VALIDATION').errors, [
+          { in: 'querystring', path: '/colour', message: 'is not allowed' },
+        ])
+        const big = await app.inject({ url: '/v1/identities?limit=5000', headers: auth(reader) })
+        const body = assertProblem(big, 400, 'TSR_VALIDATION')
+        assert.match(body.detail, /^querystring\/limit /)
+      })
+
       it('answers 400 for a forged cursor', async () => {
         const res = await app.inject({
           url: '/v1/identities?cursor=not-a-cursor',
@@ -483,11 +493,11 @@ for (const backend of testBackends()) {
         })
         assert.equal(finished.statusCode, 200, finished.body)
         assert.equal(finished.json().status, 'succeeded')
+        // No body at all is accepted (it means succeeded); the run is finished already.
         const again = await app.inject({
           method: 'POST',
           url: `/v1/runs/${run.id}/finish`,
           headers: auth(writer),
-          payload: {},
         })
         assertProblem(again, 409, 'TSR_CONFLICT')
         const unknown = await app.inject({
@@ -497,6 +507,57 @@ for (const backend of testBackends()) {
           payload: {},
         })
         assertProblem(unknown, 404, 'TSR_NOT_FOUND')
+      })
+
+      it('ties an NDJSON batch to a run through the run query parameter', async () => {
+        const run = (
+          await app.inject({
+            method: 'POST',
+            url: '/v1/runs',
+            headers: auth(writer),
+            payload: { source: 'nd-runs', scope: 'full' },
+          })
+        ).json()
+        const post = (ref: string) =>
+          app.inject({
+            method: 'POST',
+            url: `/v1/observations?run=${encodeURIComponent(`nd-runs=${run.id}`)}`,
+            headers: { ...auth(writer), 'content-type': 'application/x-ndjson' },
+            payload: JSON.stringify(identity(ref, ref, { source: 'nd-runs' })),
+          })
+        assert.equal((await post('ndr:1')).statusCode, 200)
+        await app.inject({
+          method: 'POST',
+          url: `/v1/runs/${run.id}/finish`,
+          headers: auth(writer),
+          payload: {},
+        })
+        // A second full run that sees only ndr:2 closes ndr:1, which proves the first batch was
+        // counted in its run.
+        const second = (
+          await app.inject({
+            method: 'POST',
+            url: '/v1/runs',
+            headers: auth(writer),
+            payload: { source: 'nd-runs', scope: 'full' },
+          })
+        ).json()
+        const res = await app.inject({
+          method: 'POST',
+          url: `/v1/observations?run=nd-runs=${second.id}`,
+          headers: { ...auth(writer), 'content-type': 'application/x-ndjson' },
+          payload: JSON.stringify(identity('ndr:2', 'two', { source: 'nd-runs' })),
+        })
+        assert.equal(res.statusCode, 200, res.body)
+        const finished = await app.inject({
+          method: 'POST',
+          url: `/v1/runs/${second.id}/finish`,
+          headers: auth(writer),
+          payload: {},
+        })
+        assert.equal(finished.json().closed, 1, finished.body)
+        const gone = await app.inject({ url: '/v1/identities/ndr:1', headers: auth(reader) })
+        assertProblem(gone, 404, 'TSR_NOT_FOUND')
       })
 
       it('exports NDJSON observations that name what was ingested', async () => {

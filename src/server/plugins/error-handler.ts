@@ -84,7 +84,10 @@ export function toTesseraError(error: unknown): TesseraError {
   const fe = error as Partial<FastifyError> & { validation?: unknown[] }
   if (Array.isArray(fe.validation)) {
     const context = fe.validationContext ?? 'body'
-    const errors = fe.validation.flatMap(validationItems(context)).slice(0, maxListedErrors)
+    const all = fe.validation.flatMap(validationItems(context))
+    // TypeBox reports a forbidden property twice: at the property, and as a summary at its parent.
+    const specific = all.filter((e) => e.message !== 'must not have additional properties')
+    const errors = (specific.length > 0 ? specific : all).slice(0, maxListedErrors)
     const first = errors[0]
     return new TesseraError(
       'TSR_VALIDATION',
@@ -142,7 +145,9 @@ function validationItems(context: string) {
         message: 'is required',
       }))
     }
-    return [{ in: context, path: base || '/', message: item.message ?? 'is invalid' }]
+    // TypeBox reports a property that `additionalProperties: false` forbids as "schema is false".
+    const message = item.message === 'schema is false' ? 'is not allowed' : item.message
+    return [{ in: context, path: base || '/', message: message ?? 'is invalid' }]
   }
 }
 

@@ -38,26 +38,28 @@ export function registerRunRoutes(
     '/v1/runs/:id/finish',
     {
       config: { scope: 'write' },
+      // `curl -X POST …/finish` with no body at all is a plain success.
+      preValidation: async (request) => {
+        request.body ??= {}
+      },
       schema: {
         tags: ['runs'],
         summary: 'Finish a discovery run',
         security: bearerSecurity,
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }),
-        body: Type.Optional(
-          Type.Object(
-            {
-              outcome: Type.Optional(
-                Type.Union([Type.Literal('succeeded'), Type.Literal('failed')], {
-                  default: 'succeeded',
-                }),
-              ),
-            },
-            { additionalProperties: false },
-          ),
+        body: Type.Object(
+          {
+            outcome: Type.Optional(
+              Type.Union([Type.Literal('succeeded'), Type.Literal('failed')], {
+                default: 'succeeded',
+              }),
+            ),
+          },
+          { additionalProperties: false, description: 'optional: an empty body means succeeded' },
         ),
         response: { 200: RunSummarySchema, ...problemResponses(400, 401, 403, 404, 409, 415) },
       },
     },
-    async (request) => deps.inventory.finishRun(request.params.id, request.body?.outcome),
+    async (request) => deps.inventory.finishRun(request.params.id, request.body.outcome),
   )
 }
