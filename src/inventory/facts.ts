@@ -325,8 +325,13 @@ export function prepareObservation(
       c.fail('type', 'is not a known observation type')
   }
   const id = entityId(factType(table), ref)
-  // Descriptive content only: when it was seen or last used never makes a new version.
-  const hash = contentHash({ source, attributes, values })
+  // Descriptive content only: when it was seen or last used never makes a new version. The columns
+  // come in a fixed order per table, so only the free-form attributes need canonical key order.
+  const hash = contentHash(
+    source,
+    tableColumns[table].map((col) => values[col] ?? null),
+    attributes,
+  )
   return { table, id, ref, source, observedAt, hash, attributes, values, lastUsedAt }
 }
 

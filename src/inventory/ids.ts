@@ -76,6 +76,16 @@ export function canonicalJson(value: unknown): string {
   return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(obj[k])).join(',') + '}'
 }
 
-export function contentHash(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('base64url')
+/** sha256 of a fact's descriptive content: its source, column values and attributes. */
+export function contentHash(
+  source: string,
+  columns: readonly unknown[],
+  attributes: Record<string, unknown>,
+): string {
+  const attrs = Object.keys(attributes).length === 0 ? '{}' : canonicalJson(attributes)
+  return createHash('sha256')
+    .update(JSON.stringify([source, columns]))
+    .update('\n')
+    .update(attrs)
+    .digest('base64url')
 }

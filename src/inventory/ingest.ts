@@ -129,6 +129,8 @@ interface CurrentRow {
   id: string
   content_hash: string
   valid_from: Date
+  last_seen_at: Date
+  run_id: string | null
   last_used_at?: Date | null
 }
 
@@ -148,7 +150,7 @@ async function writeFacts(
   const withLastUsed = tablesWithLastUsed.has(table)
   const t = sql.table(table)
   const current = await sql<CurrentRow>`
-    select id, content_hash, valid_from ${withLastUsed ? sql`, last_used_at` : sql``}
+    select id, content_hash, valid_from, last_seen_at, run_id ${withLastUsed ? sql`, last_used_at` : sql``}
     from ${t} where id = any(${facts.map((f) => f.id)}::uuid[]) and valid_to is null
   `.execute(tx.db)
   const byId = new Map(current.rows.map((r) => [r.id, r]))
@@ -167,6 +169,7 @@ async function writeFacts(
     const old = byId.get(fact.id)
     if (old && old.content_hash === fact.hash) {
       counts.unchanged++
+      if (!movesSeen(old, fact, runId)) continue
       seen.ids.push(fact.id)
       seen.at.push(fact.observedAt.toISOString())
       seen.runs.push(runId)
@@ -240,6 +243,14 @@ async function writeFacts(
     await tx.bulkInsert(table, [...commonColumns, ...specific], rows)
   }
   return counts
+}
+
+/** Whether seeing an unchanged fact again moves anything; re-reading the same batch moves nothing. */
+function movesSeen(old: CurrentRow, fact: PreparedFact, runId: string | null): boolean {
+  if (fact.observedAt > new Date(old.last_seen_at)) return true
+  if (runId !== null && runId !== old.run_id) return true
+  if (fact.lastUsedAt === null) return false
+  return old.last_used_at == null || fact.lastUsedAt > new Date(old.last_used_at)
 }
 
 function later(a: Date | null, b: Date | string | null): Date | null {
