@@ -782,3 +782,42 @@ describe('control-plane API failure paths', () => {
     }
   })
 })
+
+describe('control-plane API over a real socket', () => {
+  const [backend] = testBackends()
+
+  it('lets an in-flight request finish when the app closes', async () => {
+    const store = await backend!.open()
+    let entered!: () => void
+    const inHandler = new Promise<void>((resolve) => (entered = resolve))
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const real = createInventory({ store })
+    const slow: Inventory = {
+      ...real,
+      stats: async () => {
+        entered()
+        await released
+        return real.stats()
+      },
+    }
+    const app = await buildApp({ store, inventory: slow })
+    const { token } = await createApiToken(store, { name: 'r', scopes: ['read'] })
+    try {
+      const url = await app.listen({ host: '127.0.0.1', port: 0 })
+      const response = fetch(`${url}/v1/stats`, { headers: { authorization: `Bearer ${token}` } })
+      await inHandler
+      const closed = app.close()
+      release()
+      const res = await response
+      assert.equal(res.status, 200)
+      assert.equal(typeof ((await res.json()) as { identity: unknown }).identity, 'number')
+      assert.ok(res.headers.get('x-request-id'))
+      await closed
+      await assert.rejects(fetch(`${url}/healthz`))
+    } finally {
+      await app.close()
+      await store.close()
+    }
+  })
+})

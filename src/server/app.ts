@@ -17,6 +17,7 @@ import type { TesseraApp } from './app-types.js'
 import { registerAuthHook } from './auth/auth-hook.js'
 import { registerErrorHandling } from './plugins/error-handler.js'
 import { registerMetrics } from './plugins/metrics.js'
+import { problemResponses } from './schemas.js'
 import { registerExportRoutes } from './routes/export.js'
 import { registerGraphRoutes } from './routes/graph.js'
 import { registerHealthRoutes } from './routes/health.js'
@@ -116,11 +117,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
     transform: ({ schema, url }) => {
+      if (!schema || schema.hide) return { schema, url }
+      // Any operation can fail with a 500 problem; say so once here rather than in every route.
+      const response = { ...problemResponses(500), ...(schema.response as object | undefined) }
       // The body is validated item by item in the handler; the document shows the real item schema.
-      if (url === '/v1/observations' && schema?.body) {
-        return { schema: { ...schema, body: ObservationBatchSchema } as typeof schema, url }
-      }
-      return { schema, url }
+      const body = url === '/v1/observations' ? ObservationBatchSchema : schema.body
+      return { schema: { ...schema, response, ...(body ? { body } : {}) } as typeof schema, url }
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
