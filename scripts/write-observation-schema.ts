@@ -9,7 +9,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { format } from 'prettier'
+import { format, resolveConfig } from 'prettier'
 import {
   ObservationBatchSchema,
   ObservationSchema,
@@ -50,7 +50,11 @@ export function observationJsonSchema(): Record<string, unknown> {
 
 /** The file's exact text (prettier-formatted, as `npm run format:check` expects). */
 export async function renderObservationSchema(): Promise<string> {
-  return format(JSON.stringify(observationJsonSchema(), null, 2), { parser: 'json' })
+  const config = await resolveConfig(observationSchemaPath)
+  return format(JSON.stringify(observationJsonSchema(), null, 2), {
+    ...config,
+    filepath: observationSchemaPath,
+  })
 }
 
 async function main(args: string[]): Promise<void> {

@@ -9,7 +9,7 @@ import {
 } from '../../scripts/write-observation-schema.js'
 import { edgeTypes, identityKinds } from '../store/schema.js'
 import { credentialTypes, locationTypes, type Observation } from './observation.js'
-import { parseJsonLines } from './observation-parse.js'
+import { parseJsonLines, parseObservation } from './observation-parse.js'
 import { ObservationBatchSchema, ObservationSchema } from './observation-schema.js'
 
 const examplesPath = new URL('../../examples/inventory.jsonl', import.meta.url)
@@ -47,6 +47,24 @@ describe('observation JSON Schema', () => {
     assert.ok(!batch.Check({ observations: [] }))
     assert.ok(!batch.Check({ observations: Array(10_001).fill(identity) }))
     assert.ok(!batch.Check({ observations: [identity], runs: { 'aws:prod': 7 } }))
+  })
+})
+
+describe('docs/observation-schema.md', () => {
+  it('every JSON example passes the parser', () => {
+    const markdown = readFileSync(
+      new URL('../../docs/observation-schema.md', import.meta.url),
+      'utf8',
+    )
+    const lines = [...markdown.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!)
+    assert.ok(lines.length >= 9)
+    const types = new Set<string>()
+    for (const line of lines) {
+      const result = parseObservation(JSON.parse(line))
+      assert.ok(result.ok, `${line}: ${result.ok ? '' : result.reason}`)
+      types.add(result.observation.type)
+    }
+    assert.equal(types.size, 8, 'one example per observation type at least')
   })
 })
 
