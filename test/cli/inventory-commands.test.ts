@@ -40,6 +40,10 @@ for (const backend of testBackends()) {
       assert.equal(summary.received, 6)
       assert.equal(summary.inserted, 0)
       assert.equal(summary.unchanged, 6)
+      assert.deepEqual(
+        summary.errors.map((e: { line: number }) => e.line),
+        [4, 5, 6],
+      )
       assert.equal(summary.invalid, 3)
       // --json keeps stderr free of per-line chatter
       assert.equal(r.stderr, '')

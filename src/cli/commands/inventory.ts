@@ -78,6 +78,7 @@ failed and close nothing.`,
           const source = readJsonLinesFile(file)
           let shown = 0
           let hidden = 0
+          const errors: { line: number; reason: string }[] = []
           const result = await importObservations({
             entries: source.entries,
             inventory: backend.inventory,
@@ -90,7 +91,8 @@ failed and close nothing.`,
             onInvalid(line, reason) {
               if (shown < maxInvalidShown) {
                 shown++
-                if (!g.json) ctx.note(`line ${line}: ${reason}`)
+                if (g.json) errors.push({ line, reason })
+                else ctx.note(`line ${line}: ${reason}`)
               } else {
                 hidden++
               }
@@ -117,6 +119,7 @@ failed and close nothing.`,
                 changed: result.changed,
                 unchanged: result.unchanged,
                 invalid: result.invalid,
+                errors,
                 seconds: Number(seconds.toFixed(3)),
                 rate,
                 runs: result.runs,
