@@ -13,6 +13,9 @@ describe('exitCodeFor', () => {
     assert.equal(exitCodeFor(new InvalidArgumentError('must be a number')), 2)
     assert.equal(exitCodeFor(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)')), 0)
     assert.equal(exitCodeFor(new CommanderError(0, 'commander.version', '0.1.0')), 0)
+    assert.equal(exitCodeFor(new CommanderError(0, 'commander.help', '(outputHelp)')), 0)
+    // `tessera inventory` without a subcommand: help on stderr, and a usage error
+    assert.equal(exitCodeFor(new CommanderError(1, 'commander.help', '(outputHelp)')), 2)
     assert.equal(exitCodeFor(new TesseraError('TSR_VALIDATION', 'bad --at')), 2)
     assert.equal(exitCodeFor(new TesseraError('TSR_AUTH_SCOPE', 'needs write')), 1)
     assert.equal(exitCodeFor(new TesseraError('TSR_NOT_FOUND', 'no identity')), 1)

@@ -21,11 +21,12 @@ const byCode: Partial<Record<TesseraErrorCode, ExitCode>> = {
 
 export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof CommanderError) {
-    return err.code === 'commander.helpDisplayed' ||
-      err.code === 'commander.help' ||
-      err.code === 'commander.version'
-      ? exitCodes.ok
-      : exitCodes.usage
+    // --help, --version and `tessera help` exit 0; help shown because a command is missing is usage.
+    const informational =
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      (err.code === 'commander.help' && err.exitCode === 0)
+    return informational ? exitCodes.ok : exitCodes.usage
   }
   if (isTesseraError(err)) return byCode[err.code] ?? exitCodes.runtime
   return exitCodes.runtime

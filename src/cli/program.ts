@@ -78,7 +78,10 @@ export async function runCli(args: readonly string[], io: Partial<CliIo> = {}): 
     return exit.code
   } catch (err) {
     const code = exitCodeFor(err)
-    if (err instanceof CommanderError && code === exitCodes.ok) return code
+    // Help already went out (on stderr when a command was missing); nothing to add.
+    if (err instanceof CommanderError && (code === exitCodes.ok || err.code === 'commander.help')) {
+      return code
+    }
     const json = args.includes('--json')
     fullIo.stderr.write(formatError(err, { json, debug: fullIo.env.TESSERA_DEBUG === '1' }))
     if (err instanceof CommanderError && !json) {
