@@ -125,6 +125,26 @@ describe('tessera (process)', () => {
       assert.equal(JSON.parse(listed.stdout).items.length, 2)
     })
 
+    it('shows by a ref with slashes, and exports, over the API', async () => {
+      const env = { TESSERA_CONFIG: config, TESSERA_TOKEN: admin, TESSERA_SERVER: url }
+      const shown = await run(['inventory', 'show', 'arn:aws:iam::1:user/ci', '--json'], env)
+      assert.equal(shown.code, 0, shown.stderr)
+      assert.equal(JSON.parse(shown.stdout).credentials[0].locations[0].line, 3)
+      const exported = await run(['inventory', 'export'], env)
+      assert.equal(exported.code, 0, exported.stderr)
+      const types = exported.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).type)
+      assert.deepEqual([...new Set(types)].sort(), [
+        'credential',
+        'edge',
+        'identity',
+        'location',
+        'owner',
+      ])
+    })
+
     it('exits 3 without a token and 1 when the token lacks the scope', async () => {
       const missing = await run(['inventory', 'list', '--server', url], { TESSERA_CONFIG: config })
       assert.equal(missing.code, 3)
