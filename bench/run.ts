@@ -1,0 +1,33 @@
+/**
+ * `npm run bench -- NAME [options]` runs one benchmark. Each benchmark prints its figures beside the
+ * reference it is compared with in the same run, and the budget from DESIGN.md §7.
+ */
+const benchmarks: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }> = {
+  inventory: {
+    summary:
+      'ingest the seeded 1,000,000-identity sample into PostgreSQL and PGlite, then time filtered and as-of queries',
+    load: () => import('./inventory.js'),
+  },
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  const bench = name === undefined ? undefined : benchmarks[name]
+  if (bench === undefined) {
+    const list = Object.entries(benchmarks)
+      .map(([key, b]) => `  ${key.padEnd(12)} ${b.summary}`)
+      .join('\n')
+    process.stderr.write(
+      `${name === undefined ? 'usage' : `unknown benchmark "${name}"`}: npm run bench -- NAME [options]\n\nbenchmarks:\n${list}\n`,
+    )
+    return 2
+  }
+  const mod = await bench.load()
+  await mod.main(rest)
+  return 0
+}
+
+process.exitCode = await run(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  return 3
+})
