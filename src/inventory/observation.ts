@@ -75,7 +75,16 @@ export const credentialTypes = [
 ] as const
 export type CredentialType = (typeof credentialTypes)[number]
 
-export const locationTypes = ['git', 'file', 'k8s_secret', 'env_var', 'vault', 'host', 'ci_secret', 'url'] as const
+export const locationTypes = [
+  'git',
+  'file',
+  'k8s_secret',
+  'env_var',
+  'vault',
+  'host',
+  'ci_secret',
+  'url',
+] as const
 export type LocationType = (typeof locationTypes)[number]
 
 export interface LocationObservation extends Base {

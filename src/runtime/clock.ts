@@ -6,7 +6,9 @@ export interface Clock {
 export const systemClock: Clock = { now: () => new Date() }
 
 /** A clock that returns `start` and moves only when told to. */
-export function createFixedClock(start: Date | string): Clock & { advance(ms: number): void; set(d: Date | string): void } {
+export function createFixedClock(
+  start: Date | string,
+): Clock & { advance(ms: number): void; set(d: Date | string): void } {
   let t = new Date(start).getTime()
   return {
     now: () => new Date(t),

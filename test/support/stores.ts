@@ -10,15 +10,12 @@ export interface TestBackend {
 
 /** PGlite always; PostgreSQL too when TESSERA_TEST_DATABASE_URL is set (CI sets it). */
 export function testBackends(): TestBackend[] {
-  const backends: TestBackend[] = [
-    { name: 'pglite', open: () => openStore({ backend: 'pglite' }) },
-  ]
+  const backends: TestBackend[] = [{ name: 'pglite', open: () => openStore({ backend: 'pglite' }) }]
   const url = process.env.TESSERA_TEST_DATABASE_URL
   if (url) {
     backends.push({
       name: 'postgres',
-      open: () =>
-        openStore({ backend: 'postgres', url, schema: freshSchemaName(), poolSize: 4 }),
+      open: () => openStore({ backend: 'postgres', url, schema: freshSchemaName(), poolSize: 4 }),
     })
   }
   return backends
