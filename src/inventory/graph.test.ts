@@ -115,7 +115,7 @@ for (const backend of testBackends()) {
       assert.equal(g?.truncated, false)
       assert.deepEqual(g?.edges.map((e) => `${e.edgeType} ${e.from.ref} -> ${e.to.ref}`).sort(), [
         `can_assume ${A} -> ${R}`,
-        `can_assume ${A} -> arn:aws:sqs:::unobserved`,
+        `has_grant ${A} -> arn:aws:sqs:::unobserved`,
         `owns alice -> ${A}`,
         `uses_credential ${A} -> aws-key:AKIA1`,
       ])
@@ -153,6 +153,19 @@ for (const backend of testBackends()) {
         g?.edges.every(
           (e) => e.edgeType === 'uses_credential' || e.edgeType === 'credential_found_in',
         ),
+      )
+    })
+
+    it('keeps grants (has_grant) apart from trust relations (can_assume)', async () => {
+      const grants = await inventory.neighbourhood(A, { depth: 1, edgeTypes: ['has_grant'] })
+      assert.deepEqual(
+        grants?.edges.map((e) => `${e.edgeType} ${e.to.ref}`),
+        ['has_grant arn:aws:sqs:::unobserved'],
+      )
+      const trust = await inventory.neighbourhood(A, { depth: 1, edgeTypes: ['can_assume'] })
+      assert.deepEqual(
+        trust?.edges.map((e) => `${e.edgeType} ${e.to.ref}`),
+        [`can_assume ${R}`],
       )
     })
 

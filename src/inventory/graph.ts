@@ -1,8 +1,15 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { TesseraError } from '../errors.js'
-import { edgeTypes, type Database, type EdgeRow, type EdgeType } from '../store/index.js'
+import type { Database, EdgeRow, EdgeType } from '../store/index.js'
 import { edgeRef, entityId } from './ids.js'
-import type { EdgeView, Graph, GraphNode, NeighbourhoodOptions } from './inventory-types.js'
+import {
+  linkTypes,
+  type EdgeView,
+  type Graph,
+  type GraphNode,
+  type LinkType,
+  type NeighbourhoodOptions,
+} from './inventory-types.js'
 import type { NodeType } from './observation.js'
 import { candidateIds, checkDate, checkLimit } from './queries.js'
 import { edgeView, iso, validAt } from './views.js'
@@ -14,7 +21,8 @@ import { edgeView, iso, validAt } from './views.js'
  * - `uses_credential`: identity → credential (a credential's `identity`)
  * - `credential_found_in`: credential → location (a location's `credential`)
  * - `owns`: owner → identity (an identity's `owner`)
- * - `can_assume`: identity → resource (a grant; the edge id is the grant's id)
+ * - `has_grant`: identity → resource (a grant; the edge id is the grant's id). Not `can_assume`,
+ *   which is reserved for real trust relations, so trust-path queries never confuse the two.
  *
  * An implicit link other than a grant has the id a stored edge of the same type and ends would have,
  * so a connector that also reports it as an edge shows up once. `edgeTypes` filters both kinds.
@@ -23,7 +31,7 @@ import { edgeView, iso, validAt } from './views.js'
 
 const maxDepth = 6
 const maxNodes = 10_000
-const knownEdgeTypes: ReadonlySet<string> = new Set(edgeTypes)
+const knownLinkTypes: ReadonlySet<string> = new Set(linkTypes)
 
 interface NodeRef {
   type: NodeType
@@ -39,9 +47,9 @@ export async function neighbourhood(
   const depth = checkRange(options.depth, 2, 1, maxDepth, 'depth')
   const limit = checkLimit(options.limit, 500, maxNodes)
   const at = checkDate(options.at, 'at')
-  const allow = new Set<EdgeType>(options.edgeTypes ?? edgeTypes)
+  const allow = new Set<LinkType>(options.edgeTypes ?? linkTypes)
   for (const t of allow) {
-    if (!knownEdgeTypes.has(t)) {
+    if (!knownLinkTypes.has(t)) {
       throw new TesseraError('TSR_VALIDATION', `unknown edge type ${String(t)}`, {
         details: { field: 'edgeTypes' },
       })
@@ -147,7 +155,7 @@ async function linksOf(
   db: Kysely<Database>,
   frontier: readonly NodeRef[],
   at: Date | undefined,
-  allow: ReadonlySet<EdgeType>,
+  allow: ReadonlySet<LinkType>,
 ): Promise<EdgeView[]> {
   const ids = (type: NodeType) => frontier.filter((n) => n.type === type).map((n) => n.id)
   const all = frontier.map((n) => n.id)
@@ -228,7 +236,7 @@ async function linksOf(
         }),
     )
   }
-  if (allow.has('can_assume') && (identities.length > 0 || resources.length > 0)) {
+  if (allow.has('has_grant') && (identities.length > 0 || resources.length > 0)) {
     work.push(
       sql<{
         id: string
@@ -246,15 +254,13 @@ async function linksOf(
         .execute(db)
         .then((r) => {
           for (const g of r.rows) {
-            out.push(
-              link(
-                'can_assume',
-                { type: 'identity', id: g.identity_id, ref: g.identity_ref },
-                { type: 'resource', id: g.resource_id, ref: g.resource_ref },
-                g.source,
-                g.id,
-              ),
-            )
+            out.push({
+              id: g.id,
+              edgeType: 'has_grant',
+              from: { type: 'identity', id: g.identity_id, ref: g.identity_ref },
+              to: { type: 'resource', id: g.resource_id, ref: g.resource_ref },
+              source: g.source,
+            })
           }
         }),
     )

@@ -1,4 +1,4 @@
-import type { EdgeType, IdentityKind } from '../store/schema.js'
+import { edgeTypes, type IdentityKind } from '../store/schema.js'
 import type { NodeType, Observation } from './observation.js'
 
 /** What one `ingest` call did, per fact. Re-ingesting the same batch reports only `unchanged`. */
@@ -123,9 +123,16 @@ export interface UsageView {
   lastHour: string
 }
 
+/**
+ * The link types of the graph: every stored edge type, plus `has_grant` (identity → resource), the
+ * link a grant implies. `has_grant` is not an observable edge type: a grant is observed as a grant.
+ */
+export const linkTypes = [...edgeTypes, 'has_grant'] as const
+export type LinkType = (typeof linkTypes)[number]
+
 export interface EdgeView {
   id: string
-  edgeType: EdgeType
+  edgeType: LinkType
   from: { type: NodeType; id: string; ref: string }
   to: { type: NodeType; id: string; ref: string }
   source: string
@@ -161,7 +168,7 @@ export interface NeighbourhoodOptions {
   /** 1..6, default 2 */
   depth?: number
   at?: Date
-  edgeTypes?: EdgeType[]
+  edgeTypes?: LinkType[]
   /** Node cap, default 500 */
   limit?: number
 }

@@ -1,5 +1,6 @@
 import { Type, type TEnum, type TSchema } from 'typebox'
-import { edgeTypes, identityKinds, tokenScopes } from '../store/schema.js'
+import { identityKinds, tokenScopes } from '../store/schema.js'
+import { linkTypes } from '../inventory/inventory-types.js'
 import { nodeTypes } from '../inventory/observation.js'
 
 /**
@@ -15,7 +16,8 @@ const stringEnum = <const T extends readonly string[]>(values: T): TEnum<[...T]>
   Type.Enum<[...T]>(values, { type: 'string' })
 const NodeTypeSchema = stringEnum(nodeTypes)
 export const IdentityKindSchema = stringEnum(identityKinds)
-export const EdgeTypeSchema = stringEnum(edgeTypes)
+/** Graph link types: the stored edge types plus `has_grant`. */
+export const EdgeTypeSchema = stringEnum(linkTypes)
 export const ScopeSchema = stringEnum(tokenScopes)
 
 /** RFC 9457 problem details, as every error response carries them. */

@@ -3,7 +3,8 @@ import { once } from 'node:events'
 import { Option, type Command } from 'commander'
 import { TesseraError } from '../../errors.js'
 import type { IdentityFilter, IdentitySummary, Inventory } from '../../inventory/inventory-types.js'
-import { edgeTypes, identityKinds, type EdgeType, type IdentityKind } from '../../store/schema.js'
+import { identityKinds, type IdentityKind } from '../../store/schema.js'
+import { linkTypes, type LinkType } from '../../inventory/inventory-types.js'
 import type { CommandContext } from '../context.js'
 import { writeAll } from '../context.js'
 import { csvRow } from '../csv.js'
@@ -309,14 +310,14 @@ failed and close nothing.`,
     .option('--at <time>', 'as of this instant or duration ago', timeText)
     .option(
       '--edge-type <type...>',
-      `only these edge types (${edgeTypes.join(', ')})`,
-      listOf(edgeTypes),
+      `only these edge types (${linkTypes.join(', ')})`,
+      listOf(linkTypes),
     )
     .option('--limit <n>', 'most nodes', intOption(1, 10_000))
     .action(
       async (
         idOrRef: string,
-        opts: { depth: number; at?: string; edgeType?: EdgeType[]; limit?: number },
+        opts: { depth: number; at?: string; edgeType?: LinkType[]; limit?: number },
         cmd: Command,
       ) => {
         const g = ctx.globals(cmd)

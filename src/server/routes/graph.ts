@@ -1,7 +1,6 @@
 import { Type } from 'typebox'
 import { TesseraError } from '../../errors.js'
-import type { Inventory } from '../../inventory/inventory-types.js'
-import { edgeTypes, type EdgeType } from '../../store/schema.js'
+import { linkTypes, type Inventory, type LinkType } from '../../inventory/inventory-types.js'
 import type { TesseraApp } from '../app-types.js'
 import { bearerSecurity } from '../auth/auth-hook.js'
 import { GraphSchema, InstantQuery, problemResponses } from '../schemas.js'
@@ -19,7 +18,7 @@ const GraphQuery = Type.Object(
     edgeTypes: Type.Optional(
       Type.String({
         maxLength: 300,
-        description: `comma-separated edge types to follow (default all): ${edgeTypes.join(', ')}`,
+        description: `comma-separated edge types to follow (default all): ${linkTypes.join(', ')}`,
       }),
     ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 500 })),
@@ -59,15 +58,15 @@ export function registerGraphRoutes(
   )
 }
 
-function parseEdgeTypes(value: string | undefined): EdgeType[] | undefined {
+function parseEdgeTypes(value: string | undefined): LinkType[] | undefined {
   if (value === undefined || value.trim() === '') return undefined
-  const out: EdgeType[] = []
+  const out: LinkType[] = []
   for (const raw of value.split(',')) {
     const t = raw.trim()
-    if (!(edgeTypes as readonly string[]).includes(t)) {
+    if (!(linkTypes as readonly string[]).includes(t)) {
       throw new TesseraError(
         'TSR_VALIDATION',
-        `unknown edge type ${JSON.stringify(t)}; expected any of ${edgeTypes.join(', ')}`,
+        `unknown edge type ${JSON.stringify(t)}; expected any of ${linkTypes.join(', ')}`,
         {
           details: {
             errors: [{ in: 'querystring', path: '/edgeTypes', message: 'unknown edge type' }],
@@ -75,7 +74,7 @@ function parseEdgeTypes(value: string | undefined): EdgeType[] | undefined {
         },
       )
     }
-    out.push(t as EdgeType)
+    out.push(t as LinkType)
   }
   return out
 }
