@@ -96,6 +96,31 @@ for (const target of targets()) {
       }
     })
 
+    it('refuses a port in use with a clear configuration error, and releases the store', async () => {
+      const first = await startServer({ ...target.options(), port: 0, log: logCapture().stream })
+      try {
+        const port = Number(new URL(first.url).port)
+        await first.close()
+        const blocker = await startServer({ ...target.options(), port, log: logCapture().stream })
+        try {
+          // The second server fails at listen, after opening the store: it must close it again.
+          const otherDir =
+            target.name === 'pglite'
+              ? { dataDir: mkdtempSync(join(tmpdir(), 'tsr-port-')) }
+              : target.options()
+          await assert.rejects(
+            startServer({ ...otherDir, port, log: logCapture().stream }),
+            (err: Error & { code?: string }) =>
+              err.code === 'TSR_CONFIG' && /in use .*--port/.test(err.message),
+          )
+        } finally {
+          await blocker.close()
+        }
+      } finally {
+        await first.close()
+      }
+    })
+
     it('stops listening and closes the store on close, idempotently', async () => {
       const server = await startServer({ ...target.options(), port: 0, log: logCapture().stream })
       const ready = await fetch(`${server.url}/readyz`)

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { pino } from 'pino'
+import { TesseraError } from '../errors.js'
 import { createInventory } from '../inventory/index.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import { openStore, type Store } from '../store/store.js'
@@ -69,7 +70,23 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       bodyLimit: options.bodyLimit,
       metricsRequireToken: options.metricsRequireToken,
     })
-    await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? defaultPort })
+    const host = options.host ?? '127.0.0.1'
+    const port = options.port ?? defaultPort
+    await app.listen({ host, port }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
+        const why = {
+          EADDRINUSE: 'the port is in use',
+          EACCES: 'permission denied',
+          EADDRNOTAVAIL: 'no such local address',
+        }[err.code]
+        throw new TesseraError(
+          'TSR_CONFIG',
+          `cannot listen on ${host}:${port}: ${why} (choose another with --host/--port)`,
+          { cause: err },
+        )
+      }
+      throw err
+    })
     const address = app.server.address()
     const url =
       typeof address === 'object' && address !== null
