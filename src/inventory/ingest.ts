@@ -15,17 +15,32 @@ import {
 import type { IngestOptions, IngestResult } from './inventory-types.js'
 import type { Observation } from './observation.js'
 
-/** Facts per transaction: big enough for COPY to pay off, small enough to hold the lock briefly. */
+/** Facts per transaction: big enough for COPY to pay off, small enough to hold a lock briefly. */
 export const ingestChunkSize = 5000
 
 /**
- * Every inventory writer (ingest chunks, run closing) takes this transaction-level advisory lock, so
- * two concurrent ingests of the same facts never both see "absent" and insert two open versions.
+ * Writers take transaction-level advisory locks per table, so two concurrent ingests of the same
+ * facts never both see "absent" and insert two open versions, while one ingest writes its tables
+ * concurrently on separate connections. Keys are taken in ascending order, so writers never
+ * deadlock. Usage writes also update identity rows, so they hold the identity lock as well.
  */
 export const inventoryWriteLockKey = 0x7e55e1a1
 
+const lockTables = ['identity', 'usage', 'credential', 'credential_location', 'owner', 'resource', 'grant', 'edge'] as const
+type LockTable = (typeof lockTables)[number]
+
+function lockKey(table: LockTable): number {
+  return inventoryWriteLockKey + lockTables.indexOf(table)
+}
+
+async function lockTablesFor(db: Kysely<Database>, tables: readonly LockTable[]): Promise<void> {
+  const keys = [...new Set(tables.map(lockKey))].sort((a, b) => a - b)
+  for (const key of keys) await sql`select pg_advisory_xact_lock(${key}::bigint)`.execute(db)
+}
+
+/** Takes every inventory table's write lock (run closing touches them all). */
 export async function lockInventory(db: Kysely<Database>): Promise<void> {
-  await sql`select pg_advisory_xact_lock(${inventoryWriteLockKey}::bigint)`.execute(db)
+  await lockTablesFor(db, lockTables)
 }
 
 interface Counts {
@@ -65,32 +80,41 @@ export async function ingestObservations(
     total.changed += c.changed
     total.unchanged += c.unchanged
   }
-  try {
-    for (const table of writeOrder) {
+  // One lane per table, run concurrently (each on its own pooled connection on PostgreSQL; the
+  // embedded store serialises them). Usage follows identity in one lane: it updates identity rows,
+  // and a fresh identity reads the usage that arrived before it.
+  const lane = async (tables: readonly FactTable[], withUsage: boolean): Promise<void> => {
+    for (const table of tables) {
       const all = [...(facts.get(table)?.values() ?? [])]
       for (let i = 0; i < all.length; i += ingestChunkSize) {
         const chunk = all.slice(i, i + ingestChunkSize)
         add(
           await deps.store.transaction(async (tx) => {
-            await lockInventory(tx.db)
+            await lockTablesFor(tx.db, [table])
             return writeFacts(tx, table, chunk, runs)
           }),
         )
       }
     }
+    if (!withUsage) return
     const rows = [...usage.values()]
     for (let i = 0; i < rows.length; i += ingestChunkSize) {
       const chunk = rows.slice(i, i + ingestChunkSize)
       add(
         await deps.store.transaction(async (tx) => {
-          await lockInventory(tx.db)
+          await lockTablesFor(tx.db, ['identity', 'usage'])
           return writeUsage(tx.db, chunk)
         }),
       )
     }
-  } catch (err) {
-    throw asObservationError(err)
   }
+  const lanes = writeOrder
+    .filter((t) => t !== 'identity' && facts.has(t))
+    .map((t) => lane([t], false))
+  lanes.unshift(lane(['identity'], true))
+  const settled = await Promise.allSettled(lanes)
+  const failed = settled.find((r) => r.status === 'rejected')
+  if (failed) throw asObservationError(failed.reason)
   return { received: observations.length, ...total }
 }
 

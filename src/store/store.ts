@@ -296,8 +296,10 @@ async function pgTransaction<T>(
 function* copyChunks(rows: readonly BulkValue[][]): Generator<string> {
   let chunk = ''
   for (const row of rows) {
-    chunk += row.map(copyText).join('\t') + '\n'
-    if (chunk.length > 1 << 16) {
+    let line = ''
+    for (let i = 0; i < row.length; i++) line += (i === 0 ? '' : '\t') + copyText(row[i])
+    chunk += line + '\n'
+    if (chunk.length > 1 << 18) {
       yield chunk
       chunk = ''
     }
@@ -305,14 +307,19 @@ function* copyChunks(rows: readonly BulkValue[][]): Generator<string> {
   if (chunk) yield chunk
 }
 
+const copySpecial = /[\\\n\r\t]/
+
 /** Encodes one value in COPY's text format. */
 export function copyText(value: BulkValue): string {
   if (value === null || value === undefined) return '\\N'
   let text: string
-  if (value instanceof Date) text = value.toISOString()
+  if (typeof value === 'string') text = value
+  else if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  else if (value instanceof Date) return value.toISOString()
   else if (Array.isArray(value)) text = pgArrayLiteral(value)
-  else if (typeof value === 'object') text = JSON.stringify(value)
-  else text = String(value)
+  else text = JSON.stringify(value)
+  // Most values have nothing to escape: test once instead of rewriting every string.
+  if (!copySpecial.test(text)) return text
   return text.replace(/[\\\n\r\t]/g, (c) =>
     c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t',
   )

@@ -19,13 +19,21 @@ const factColumns = `
   content_hash text NOT NULL,
   attributes jsonb NOT NULL DEFAULT '{}'::jsonb`
 
-function factIndexes(table: string): string {
+/**
+ * Every fact table's indexes: the open version by id (unique, which also serialises inserts), the
+ * history by id, and the open versions of a source (run closing). Ids are derived from refs, so a
+ * lookup by ref computes the id and needs no index of its own.
+ */
+function factIndexes(table: string, bySource = true): string {
   const q = `"${table}"`
   return `
   CREATE UNIQUE INDEX ${table}_current_id ON ${q} (id) WHERE valid_to IS NULL;
-  CREATE INDEX ${table}_id_history ON ${q} (id, valid_from);
-  CREATE INDEX ${table}_source_current ON ${q} (source, run_id) WHERE valid_to IS NULL;
-  CREATE INDEX ${table}_period ON ${q} (valid_from, valid_to);`
+  CREATE INDEX ${table}_id_history ON ${q} (id, valid_from);${
+    bySource
+      ? `
+  CREATE INDEX ${table}_current_source ON ${q} (source) WHERE valid_to IS NULL;`
+      : ''
+  }`
 }
 
 export const up = `
@@ -69,7 +77,7 @@ CREATE TABLE identity (${factColumns},
   created_at timestamptz,
   last_used_at timestamptz
 );
-${factIndexes('identity')}
+${factIndexes('identity', false)}
 CREATE INDEX identity_current_name ON identity (name, id) WHERE valid_to IS NULL;
 CREATE INDEX identity_current_kind ON identity (kind, name, id) WHERE valid_to IS NULL;
 CREATE INDEX identity_current_source ON identity (source, name, id) WHERE valid_to IS NULL;
@@ -77,9 +85,9 @@ CREATE INDEX identity_current_owner ON identity (owner_ref, name, id) WHERE vali
 CREATE INDEX identity_current_state ON identity (state, name, id) WHERE valid_to IS NULL;
 CREATE INDEX identity_current_last_used ON identity (last_used_at) WHERE valid_to IS NULL;
 CREATE INDEX identity_current_created_by ON identity (created_by) WHERE valid_to IS NULL;
+-- A larger pending list lets bulk ingest batch its trigram entries (the default 4 MB flushes often).
 CREATE INDEX identity_current_name_trgm ON identity USING gin (name public.gin_trgm_ops)
-  WHERE valid_to IS NULL;
-CREATE INDEX identity_ref ON identity (ref);
+  WITH (gin_pending_list_limit = 16384) WHERE valid_to IS NULL;
 
 CREATE TABLE credential (${factColumns},
   identity_id uuid,
@@ -123,7 +131,6 @@ CREATE TABLE owner (${factColumns},
   team_ref text
 );
 ${factIndexes('owner')}
-CREATE INDEX owner_ref ON owner (ref);
 CREATE INDEX owner_current_team ON owner (team_ref) WHERE valid_to IS NULL;
 
 CREATE TABLE resource (${factColumns},
@@ -132,7 +139,6 @@ CREATE TABLE resource (${factColumns},
   environment text
 );
 ${factIndexes('resource')}
-CREATE INDEX resource_ref ON resource (ref);
 
 CREATE TABLE "grant" (${factColumns},
   identity_id uuid NOT NULL,
