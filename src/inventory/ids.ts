@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { EdgeType } from '../store/schema.js'
 import type { LocationObservation, NodeType } from './observation.js'
 
@@ -11,7 +11,7 @@ export type FactType = NodeType | 'grant' | 'edge'
  * between facts resolve without lookups.
  */
 export function entityId(type: FactType, key: string): string {
-  const h = createHash('sha256').update(type).update('\0').update(key).digest()
+  const h = hash('sha256', type + '\0' + key, 'buffer')
   h[6] = (h[6]! & 0x0f) | 0x80
   h[8] = (h[8]! & 0x3f) | 0x80
   const x = h.toString('hex', 0, 16)
@@ -83,9 +83,5 @@ export function contentHash(
   attributes: Record<string, unknown>,
 ): string {
   const attrs = Object.keys(attributes).length === 0 ? '{}' : canonicalJson(attributes)
-  return createHash('sha256')
-    .update(JSON.stringify([source, columns]))
-    .update('\n')
-    .update(attrs)
-    .digest('base64url')
+  return hash('sha256', JSON.stringify([source, columns]) + '\n' + attrs, 'base64url')
 }

@@ -26,7 +26,16 @@ export const ingestChunkSize = 5000
  */
 export const inventoryWriteLockKey = 0x7e55e1a1
 
-const lockTables = ['identity', 'usage', 'credential', 'credential_location', 'owner', 'resource', 'grant', 'edge'] as const
+const lockTables = [
+  'identity',
+  'usage',
+  'credential',
+  'credential_location',
+  'owner',
+  'resource',
+  'grant',
+  'edge',
+] as const
 type LockTable = (typeof lockTables)[number]
 
 function lockKey(table: LockTable): number {

@@ -16,7 +16,10 @@ const migrationLockKey = 0x7e55e7a
  * Brings the schema up to date. Safe to run twice and from several processes at once: a session-level
  * advisory lock serialises them, and the Kysely migrator skips what is already applied.
  */
-export async function runMigrations(db: Kysely<unknown>, backend: 'pglite' | 'postgres'): Promise<void> {
+export async function runMigrations(
+  db: Kysely<unknown>,
+  backend: 'pglite' | 'postgres',
+): Promise<void> {
   // Pin the migration bookkeeping to our own schema: Kysely otherwise finds another schema's tables.
   const current = await sql<{ schema: string }>`select current_schema() as schema`.execute(db)
   const migrationTableSchema = current.rows[0]?.schema ?? 'public'
@@ -44,3 +47,8 @@ export async function runMigrations(db: Kysely<unknown>, backend: 'pglite' | 'po
 }
 
 export const migrationNames = Object.keys(migrations)
+
+/** Identifies the migrations' content: names and SQL. Changes whenever the schema does. */
+export function migrationSignature(): string {
+  return JSON.stringify([migrationNames, initial.up])
+}

@@ -1,4 +1,12 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
@@ -10,6 +18,7 @@ import copyStreams from 'pg-copy-streams'
 import { TesseraError } from '../errors.js'
 import { runMigrations } from './migrate.js'
 import { createPGliteDialect } from './pglite-dialect.js'
+import { discardTemplate, loadTemplate, saveTemplate } from './pglite-template.js'
 import type { Database } from './schema.js'
 
 export type StoreConfig =
@@ -51,10 +60,15 @@ export interface StoreTransaction {
 }
 
 export async function openStore(config: StoreConfig): Promise<Store> {
+  let fresh: PGlite | undefined
   const store =
-    config.backend === 'pglite' ? await openPGlite(config.dataDir) : await openPostgres(config)
+    config.backend === 'pglite'
+      ? await openPGlite(config.dataDir, (p) => (fresh = p))
+      : await openPostgres(config)
   try {
     await runMigrations(store.db as unknown as Kysely<unknown>, store.backend)
+    // A cluster that went through initdb here becomes the template for the next fresh store.
+    if (fresh) await saveTemplate(fresh)
   } catch (err) {
     await store.close()
     throw err
@@ -62,7 +76,37 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   return store
 }
 
-async function openPGlite(dataDir: string | undefined): Promise<Store> {
+async function createPGlite(
+  dataDir: string | undefined,
+  onInitdb: (p: PGlite) => void,
+): Promise<PGlite> {
+  const options = {
+    ...(dataDir === undefined ? {} : { dataDir: join(dataDir, 'pgdata') }),
+    extensions: { pg_trgm },
+    parsers: { 20: (v: string) => Number(v) },
+  }
+  const isNew = dataDir === undefined || !existsSync(join(dataDir, 'pgdata', 'PG_VERSION'))
+  if (isNew) {
+    const template = await loadTemplate()
+    if (template !== undefined) {
+      try {
+        return await PGlite.create({ ...options, loadDataDir: template })
+      } catch {
+        // A damaged template: forget it and initialise from scratch.
+        discardTemplate()
+        if (dataDir !== undefined) rmSync(join(dataDir, 'pgdata'), { recursive: true, force: true })
+      }
+    }
+  }
+  const pglite = await PGlite.create(options)
+  if (isNew) onInitdb(pglite)
+  return pglite
+}
+
+async function openPGlite(
+  dataDir: string | undefined,
+  onInitdb: (p: PGlite) => void,
+): Promise<Store> {
   let release = () => {}
   if (dataDir !== undefined) {
     mkdirSync(dataDir, { recursive: true })
@@ -70,11 +114,7 @@ async function openPGlite(dataDir: string | undefined): Promise<Store> {
   }
   let pglite: PGlite
   try {
-    pglite = await PGlite.create({
-      ...(dataDir === undefined ? {} : { dataDir: join(dataDir, 'pgdata') }),
-      extensions: { pg_trgm },
-      parsers: { 20: (v: string) => Number(v) },
-    })
+    pglite = await createPGlite(dataDir, onInitdb)
   } catch (err) {
     release()
     throw new TesseraError(
