@@ -79,7 +79,8 @@ CREATE TABLE identity (${factColumns},
   last_used_at timestamptz
 ) WITH (fillfactor = 90);
 ${factIndexes('identity', false)}
-CREATE INDEX identity_current_name ON identity (name, id) WHERE valid_to IS NULL;
+-- Not partial: as-of lists walk it in name order too, filtering versions by their period.
+CREATE INDEX identity_name ON identity (name, id);
 CREATE INDEX identity_current_kind ON identity (kind, name, id) WHERE valid_to IS NULL;
 CREATE INDEX identity_current_source ON identity (source, name, id) WHERE valid_to IS NULL;
 CREATE INDEX identity_current_owner ON identity (owner_ref, name, id) WHERE valid_to IS NULL;
