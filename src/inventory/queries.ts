@@ -59,46 +59,85 @@ export function likePattern(q: string): string {
   return '%' + q.replace(/[\\%_]/g, (c) => '\\' + c) + '%'
 }
 
+/**
+ * How many identities, in name order, a selective filter (`q`, `expiresBefore`) examines before it
+ * switches plans. Walking the name index and testing each row finds a page fast when matches are
+ * common; when they are rare the walk would read the whole table, so after this many rows the query
+ * collects all the matches through their own indexes (trigram, credential expiry) and sorts them.
+ */
+export const defaultWalkBudget = 10_000
+
 export async function listIdentities(
   db: Kysely<Database>,
   filter: IdentityFilter = {},
+  walkBudget = defaultWalkBudget,
 ): Promise<Page<IdentitySummary>> {
   const limit = checkLimit(filter.limit, defaultLimit, maxLimit)
   const at = checkDate(filter.at, 'at')
-  const conds: RawBuilder<unknown>[] = [validAt('i', at)]
-  if (filter.kind !== undefined) conds.push(sql`i.kind = ${filter.kind}`)
-  if (filter.source !== undefined) conds.push(sql`i.source = ${filter.source}`)
-  if (filter.owner !== undefined) conds.push(sql`i.owner_ref = ${filter.owner}`)
-  if (filter.state !== undefined) conds.push(sql`i.state = ${filter.state}`)
+  // Conditions any index on (column, name, id) answers in name order.
+  const plain: RawBuilder<unknown>[] = [validAt('i', at)]
+  // Conditions tested row by row; each has an index of its own for the rare-match plan.
+  const selective: RawBuilder<unknown>[] = []
+  if (filter.kind !== undefined) plain.push(sql`i.kind = ${filter.kind}`)
+  if (filter.source !== undefined) plain.push(sql`i.source = ${filter.source}`)
+  if (filter.owner !== undefined) plain.push(sql`i.owner_ref = ${filter.owner}`)
+  if (filter.state !== undefined) plain.push(sql`i.state = ${filter.state}`)
   const unusedSince = checkDate(filter.unusedSince, 'unusedSince')
   if (unusedSince !== undefined) {
-    conds.push(
+    plain.push(
       sql`(i.last_used_at is null or i.last_used_at < ${unusedSince.toISOString()}::timestamptz)`,
     )
   }
   const expiresBefore = checkDate(filter.expiresBefore, 'expiresBefore')
   if (expiresBefore !== undefined) {
-    conds.push(sql`exists (
+    selective.push(sql`exists (
       select 1 from credential c
       where c.identity_id = i.id and ${validAt('c', at)}
         and c.expires_at < ${expiresBefore.toISOString()}::timestamptz)`)
   }
   if (filter.q !== undefined && filter.q !== '') {
-    conds.push(sql`i.name ilike ${likePattern(filter.q)}`)
+    selective.push(sql`i.name ilike ${likePattern(filter.q)}`)
   }
   if (filter.cursor !== undefined) {
     const after = decodeCursor(filter.cursor)
-    conds.push(sql`(i.name, i.id) > (${after.name}, ${after.id}::uuid)`)
+    plain.push(sql`(i.name, i.id) > (${after.name}, ${after.id}::uuid)`)
   }
-  const rows = await sql<IdentityRow>`
-    select i.* from identity i
-    where ${sql.join(conds, sql` and `)}
-    order by i.name, i.id
-    limit ${limit + 1}
-  `.execute(db)
-  const items = rows.rows.slice(0, limit).map(identitySummary)
+  const where = (conds: RawBuilder<unknown>[]) => sql.join(conds, sql` and `)
+
+  let rows: IdentityRow[]
+  if (selective.length === 0) {
+    rows = (
+      await sql<IdentityRow>`
+        select i.* from identity i where ${where(plain)} order by i.name, i.id limit ${limit + 1}
+      `.execute(db)
+    ).rows
+  } else {
+    // Plan 1: walk at most walkBudget rows in name order and test them. The LIMIT inside the
+    // subquery keeps the planner from turning the test into a join over every match, and the
+    // walk stops as soon as a page is full.
+    rows = (
+      await sql<IdentityRow>`
+        select i.* from (
+          select i.* from identity i where ${where(plain)} order by i.name, i.id limit ${walkBudget}
+        ) i
+        where ${where(selective)}
+        order by i.name, i.id limit ${limit + 1}
+      `.execute(db)
+    ).rows
+    if (rows.length <= limit) {
+      // Not a full page within the budget: either there are no more matches, or they are rare.
+      // Plan 2 lets their own indexes find them all, then sorts: right in both cases.
+      rows = (
+        await sql<IdentityRow>`
+          select i.* from identity i where ${where([...plain, ...selective])}
+          order by i.name, i.id limit ${limit + 1}
+        `.execute(db)
+      ).rows
+    }
+  }
+  const items = rows.slice(0, limit).map(identitySummary)
   const last = items[items.length - 1]
-  return rows.rows.length > limit && last
+  return rows.length > limit && last
     ? { items, nextCursor: encodeCursor(last.name, last.id) }
     : { items }
 }
