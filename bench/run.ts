@@ -2,7 +2,10 @@
  * `npm run bench -- NAME [options]` runs one benchmark. Each benchmark prints its figures beside the
  * reference it is compared with in the same run, and the budget from DESIGN.md §7.
  */
-const benchmarks: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }> = {
+const benchmarks: Record<
+  string,
+  { summary: string; load: () => Promise<{ main(args: string[]): Promise<void> }> }
+> = {
   inventory: {
     summary:
       'ingest the seeded 1,000,000-identity sample into PostgreSQL and PGlite, then time filtered and as-of queries',
@@ -28,6 +31,8 @@ async function run(argv: string[]): Promise<number> {
 }
 
 process.exitCode = await run(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  process.stderr.write(
+    `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  )
   return 3
 })

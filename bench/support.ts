@@ -9,7 +9,11 @@ export function percentile(samples: readonly number[], p: number): number {
 }
 
 /** Runs `fn` `warmup` times untimed, then `runs` times timed; returns the latencies in ms. */
-export async function sample(fn: () => Promise<unknown>, runs: number, warmup = 3): Promise<number[]> {
+export async function sample(
+  fn: () => Promise<unknown>,
+  runs: number,
+  warmup = 3,
+): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await fn()
   const out: number[] = []
   for (let i = 0; i < runs; i++) {

@@ -69,8 +69,7 @@ class PGliteConnection implements DatabaseConnection {
     const result = await this.#pglite.query<R>(compiled.sql, compiled.parameters as unknown[])
     return {
       rows: result.rows,
-      numAffectedRows:
-        result.affectedRows === undefined ? undefined : BigInt(result.affectedRows),
+      numAffectedRows: result.affectedRows === undefined ? undefined : BigInt(result.affectedRows),
     }
   }
 

@@ -3,7 +3,11 @@ import type { ColumnType, Generated, Insertable, Selectable } from 'kysely'
 /** Kysely's view of the tables created by `migrations/`. Keep the two in step. */
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
-type OptionalTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
+type OptionalTimestamp = ColumnType<
+  Date | null,
+  Date | string | null | undefined,
+  Date | string | null
+>
 type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>
 type Json<T = Record<string, unknown>> = ColumnType<T, T | string | undefined, T | string>
 
