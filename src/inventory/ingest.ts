@@ -83,7 +83,11 @@ export async function ingestObservations(
     }
   }
   await checkRuns(deps.store.db, runs)
-  const total: Counts = { inserted: 0, changed: 0, unchanged: 0 }
+  // An observation repeated within the batch is superseded by its last copy and writes nothing of
+  // its own: count it as unchanged, so the counts always add up to `received`.
+  let distinct = usage.size
+  for (const byId of facts.values()) distinct += byId.size
+  const total: Counts = { inserted: 0, changed: 0, unchanged: observations.length - distinct }
   const add = (c: Counts) => {
     total.inserted += c.inserted
     total.changed += c.changed

@@ -1,7 +1,11 @@
 import { edgeTypes, type IdentityKind } from '../store/schema.js'
 import type { NodeType, Observation } from './observation.js'
 
-/** What one `ingest` call did, per fact. Re-ingesting the same batch reports only `unchanged`. */
+/**
+ * What one `ingest` call did, per observation: `inserted + changed + unchanged = received`.
+ * Re-ingesting the same batch reports only `unchanged`; so does a fact repeated within one batch
+ * (its last copy is the one that counts).
+ */
 export interface IngestResult {
   received: number
   inserted: number

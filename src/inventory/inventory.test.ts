@@ -384,7 +384,7 @@ for (const backend of testBackends()) {
         { ...base, name: 'first' },
         { ...base, name: 'second' },
       ])
-      assert.deepEqual(r, { received: 2, inserted: 1, changed: 0, unchanged: 0 })
+      assert.deepEqual(r, { received: 2, inserted: 1, changed: 0, unchanged: 1 })
       assert.equal((await inventory.getIdentity('r1'))?.name, 'second')
     })
 
