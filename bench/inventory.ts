@@ -185,7 +185,7 @@ async function benchBackend(backend: 'postgres' | 'pglite', o: Options): Promise
     )
 
     await sql`analyze`.execute(store.db)
-    await queryLatency(inventory, o.queries)
+    await queryLatency(inventory, o.queries, o.identities)
     await asOfLatency(inventory, o)
   } finally {
     await cleanup()
@@ -200,42 +200,31 @@ async function rawBulkInsert(
   await sql`create table bench_raw (id uuid, ref text, kind text, name text, source text, attributes jsonb)`.execute(
     store.db,
   )
+  const columns = ['id', 'ref', 'kind', 'name', 'source', 'attributes']
   let rows: unknown[][] = []
   let n = 0
   let busy = 0
+  const flush = async () => {
+    const t = performance.now()
+    await store.bulkInsert('bench_raw', columns, rows as never)
+    busy += performance.now() - t
+    n += rows.length
+    rows = []
+    progress(`reference bulk insert ${fmtInt(n)}`)
+  }
   for (const obs of generateObservations({ seed, identities: o.identities, now: sampleNow })) {
     if (obs.type !== 'identity') continue
     rows.push([randomUUID(), obs.ref, obs.kind, obs.name, obs.source, obs.attributes ?? {}])
-    if (rows.length >= o.batch) {
-      const t = performance.now()
-      await store.bulkInsert(
-        'bench_raw',
-        ['id', 'ref', 'kind', 'name', 'source', 'attributes'],
-        rows as never,
-      )
-      busy += performance.now() - t
-      n += rows.length
-      rows = []
-      progress(`reference bulk insert ${fmtInt(n)}`)
-    }
+    if (rows.length >= o.batch) await flush()
   }
-  if (rows.length > 0) {
-    const t = performance.now()
-    await store.bulkInsert(
-      'bench_raw',
-      ['id', 'ref', 'kind', 'name', 'source', 'attributes'],
-      rows as never,
-    )
-    busy += performance.now() - t
-    n += rows.length
-  }
+  if (rows.length > 0) await flush()
   progressDone()
   await sql`drop table bench_raw`.execute(store.db)
   const seconds = busy / 1000
   return { rate: n / seconds, rows: n, seconds }
 }
 
-async function queryLatency(inventory: Inventory, runs: number): Promise<void> {
+async function queryLatency(inventory: Inventory, runs: number, identities: number): Promise<void> {
   const first = await inventory.listIdentities({ limit: 1000 })
   const owner = first.items.find((i) => i.owner !== null)?.owner ?? 'nobody'
   const page1 = await inventory.listIdentities({ kind: 'iam_role', limit: 100 })
@@ -264,7 +253,7 @@ async function queryLatency(inventory: Inventory, runs: number): Promise<void> {
   report(
     'all filters',
     `p50 ${fmtMs(percentile(all, 50))} ms`,
-    `p95 ${fmtMs(p95)} ms (budget p95 < 100 ms: ${p95 < 100 ? 'met' : 'MISSED'}); now=${now.toISOString()}`,
+    `p95 ${fmtMs(p95)} ms (budget p95 < 100 ms at 1,000,000 identities: ${identities < 1_000_000 ? 'not judged at this size' : p95 < 100 ? 'met' : 'MISSED'}); now=${now.toISOString()}`,
   )
 }
 
