@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { TesseraError } from '../errors.js'
-import type { Database, EdgeRow, EdgeType } from '../store/index.js'
+import type { CredentialLocationRow, Database, EdgeRow, EdgeType } from '../store/index.js'
 import { edgeRef, entityId } from './ids.js'
 import {
   linkTypes,
@@ -12,7 +12,7 @@ import {
 } from './inventory-types.js'
 import type { NodeType } from './observation.js'
 import { candidateIds, checkDate, checkLimit } from './queries.js'
-import { edgeView, iso, validAt } from './views.js'
+import { edgeView, iso, locationView, validAt } from './views.js'
 
 /**
  * Breadth-first walk of the identity graph. Besides the stored `edge` facts it follows the links
@@ -362,27 +362,10 @@ async function describe(
         attributes: { resourceType: r.resource_type, environment: r.environment },
       }),
     ),
-    q<{
-      id: string
-      location_type: string
-      repository: string | null
-      file: string | null
-      line: number | null
-      commit: string | null
-      host: string | null
-      path: string | null
-    }>('location', 'credential_location', (r) => ({
-      label: locationLabel(r),
-      attributes: {
-        locationType: r.location_type,
-        repository: r.repository,
-        file: r.file,
-        line: r.line,
-        commit: r.commit,
-        host: r.host,
-        path: r.path,
-      },
-    })),
+    q<CredentialLocationRow>('location', 'credential_location', (r) => {
+      const { id: _id, source: _source, ...attributes } = locationView(r)
+      return { label: locationLabel(r), attributes: { ...attributes } }
+    }),
   ])
   return out
 }
