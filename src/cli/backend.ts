@@ -8,6 +8,7 @@ import {
   createRemoteClient,
   isInsecureRemote,
   normaliseServerUrl,
+  type RevocationAdmin,
   type TokenAdmin,
 } from './remote.js'
 
@@ -21,6 +22,7 @@ export interface Backend {
   readonly location: string
   readonly inventory: Inventory
   readonly tokens: TokenAdmin
+  readonly revocations: RevocationAdmin
   close(): Promise<void>
 }
 
@@ -108,23 +110,45 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       location: client.baseUrl,
       inventory: client.inventory,
       tokens: client.tokens,
+      revocations: client.revocations,
       close: async () => {},
     }
   }
   // Loaded on demand: `--help` and remote commands need neither the database nor the inventory.
-  const [{ openStore }, { createInventory }] = await Promise.all([
-    import('../store/index.js'),
-    import('../inventory/index.js'),
-  ])
+  const { openStore } = await import('../store/index.js')
   const store: Store =
     'databaseUrl' in choice
       ? await openStore({ backend: 'postgres', url: choice.databaseUrl })
       : await openStore({ backend: 'pglite', dataDir: choice.dataDir })
+  try {
+    return await localBackend(store, clock, deps.env)
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+}
+
+/** Every admin interface over an open store, with the server's own domain functions. */
+export async function localBackend(
+  store: Store,
+  clock: Clock,
+  env: NodeJS.ProcessEnv,
+): Promise<Backend> {
+  const [{ createInventory }, { createRevocationList }] = await Promise.all([
+    import('../inventory/index.js'),
+    import('../lifecycle/revocations.js'),
+  ])
+  const user = env.USER ?? env.LOGNAME ?? 'local'
+  const revocations = createRevocationList({ store, clock })
   return {
     kind: 'local',
     location: store.location,
     inventory: createInventory({ store, clock }),
     tokens: localTokenAdmin(store, clock),
+    revocations: {
+      add: (input) => revocations.add({ ...input, createdBy: `cli:${user}` }),
+      list: (options) => revocations.list(options),
+    },
     close: () => store.close(),
   }
 }

@@ -12,6 +12,12 @@ import type {
   RunSummary,
 } from '../inventory/inventory-types.js'
 import type { Observation } from '../inventory/observation.js'
+import type {
+  RevocationInput,
+  RevocationListOptions,
+  RevocationPage,
+  RevocationView,
+} from '../lifecycle/revocations.js'
 import type { TokenScope } from '../store/schema.js'
 
 /** An API token as listed (never its secret or hash). */
@@ -43,10 +49,17 @@ export interface TokenAdmin {
   revoke(id: string): Promise<void>
 }
 
+/** The deny-list, the same over HTTP or directly on a store. */
+export interface RevocationAdmin {
+  add(input: Omit<RevocationInput, 'createdBy'>): Promise<RevocationView>
+  list(options?: RevocationListOptions): Promise<RevocationPage>
+}
+
 export interface RemoteClient {
   readonly baseUrl: string
   readonly inventory: Inventory
   readonly tokens: TokenAdmin
+  readonly revocations: RevocationAdmin
 }
 
 export interface RemoteClientOptions {
@@ -193,7 +206,29 @@ export function createRemoteClient(options: RemoteClientOptions): RemoteClient {
     },
   }
 
-  return { baseUrl, inventory, tokens }
+  const revocations: RevocationAdmin = {
+    add(input) {
+      return json('POST', 'v1/revocations', {
+        body: {
+          targetType: input.targetType,
+          value: input.value,
+          ...(input.reason === undefined ? {} : { reason: input.reason }),
+          ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt.toISOString() }),
+        },
+      })
+    },
+    list(opts = {}) {
+      return json('GET', 'v1/revocations', {
+        query: {
+          after: opts.after === undefined ? undefined : String(opts.after),
+          includeExpired: opts.includeExpired ? 'true' : undefined,
+          limit: opts.limit === undefined ? undefined : String(opts.limit),
+        },
+      })
+    },
+  }
+
+  return { baseUrl, inventory, tokens, revocations }
 }
 
 /** Checks and normalises `--server`: http(s) only, no credentials in it, no trailing slash. */

@@ -10,6 +10,7 @@ import Fastify, {
 } from 'fastify'
 import type { DestinationStream, LoggerOptions } from 'pino'
 import type { Inventory } from '../inventory/inventory-types.js'
+import { createRevocationList } from '../lifecycle/revocations.js'
 import { ObservationBatchSchema } from '../inventory/observation-schema.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Store } from '../store/store.js'
@@ -23,6 +24,7 @@ import { registerGraphRoutes } from './routes/graph.js'
 import { registerHealthRoutes } from './routes/health.js'
 import { registerIdentityRoutes } from './routes/identities.js'
 import { registerObservationRoutes } from './routes/observations.js'
+import { registerRevocationRoutes } from './routes/revocations.js'
 import { registerRunRoutes } from './routes/runs.js'
 import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenRoutes } from './routes/tokens.js'
@@ -104,6 +106,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'inventory', description: 'Ingestion, export and counts' },
         { name: 'runs', description: 'Discovery runs' },
         { name: 'tokens', description: 'API tokens (admin)' },
+        {
+          name: 'revocation',
+          description: 'The deny-list of SPIFFE IDs, serials, JWT ids and agents',
+        },
         { name: 'health', description: 'Probes and metrics' },
       ],
       components: {
@@ -146,6 +152,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
+  const revocations = createRevocationList({ store, clock })
+  await app.register(async (scope) => registerRevocationRoutes(scope, { revocations }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

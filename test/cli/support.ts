@@ -2,9 +2,8 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { localTokenAdmin, type Backend } from '../../src/cli/backend.js'
+import { localBackend, type Backend } from '../../src/cli/backend.js'
 import { runCli } from '../../src/cli/program.js'
-import { createInventory } from '../../src/inventory/index.js'
 import type { Clock } from '../../src/runtime/clock.js'
 import type { Store } from '../../src/store/index.js'
 
@@ -33,14 +32,12 @@ export interface CliRun {
  * functions, without paying a process start and a store open per command.
  */
 export function cliOn(store: Store, clock: Clock, env: NodeJS.ProcessEnv = {}) {
-  const inventory = createInventory({ store, clock })
-  const backend: Backend = {
-    kind: 'local',
-    location: store.location,
-    inventory,
-    tokens: localTokenAdmin(store, clock),
+  let shared: Promise<Backend> | undefined
+  // The store belongs to the test: closing the CLI's backend must not close it.
+  const backend = async (): Promise<Backend> => ({
+    ...(await (shared ??= localBackend(store, clock, { USER: 'test' }))),
     close: async () => {},
-  }
+  })
   let opened = 0
   return {
     get backendOpens() {
@@ -56,7 +53,7 @@ export function cliOn(store: Store, clock: Clock, env: NodeJS.ProcessEnv = {}) {
         clock,
         openBackend: async () => {
           opened++
-          return backend
+          return backend()
         },
       })
       return { code, stdout: stdout.text, stderr: stderr.text }
