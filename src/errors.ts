@@ -21,6 +21,8 @@ export const errorCatalog = {
   TSR_OBSERVATION_INVALID: { status: 422, title: 'invalid observation' },
   TSR_IMPORT_FILE: { status: 400, title: 'import file unreadable' },
   TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
+  TSR_EXCHANGE_INVALID_TOKEN: { status: 400, title: 'token exchange: invalid token' },
+  TSR_EXCHANGE_DENIED: { status: 403, title: 'token exchange: not allowed' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -10,6 +10,7 @@ import Fastify, {
 } from 'fastify'
 import type { DestinationStream, LoggerOptions } from 'pino'
 import type { Inventory } from '../inventory/inventory-types.js'
+import type { TokenExchange } from '../exchange/token-exchange.js'
 import { createRevocationList } from '../lifecycle/revocations.js'
 import { ObservationBatchSchema } from '../inventory/observation-schema.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
@@ -27,6 +28,7 @@ import { registerObservationRoutes } from './routes/observations.js'
 import { registerRevocationRoutes } from './routes/revocations.js'
 import { registerRunRoutes } from './routes/runs.js'
 import { registerStatsRoutes } from './routes/stats.js'
+import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 
 export interface AppDeps {
@@ -37,6 +39,8 @@ export interface AppDeps {
   logger?: (LoggerOptions & { stream?: DestinationStream }) | FastifyBaseLogger
   /** Largest request body in bytes (default 32 MiB). */
   bodyLimit?: number
+  /** RFC 8693 token exchange at POST /v1/token; without it the endpoint says it is not enabled. */
+  tokenExchange?: TokenExchange
   /** /metrics needs a read token even from loopback (default false: loopback callers are let in). */
   metricsRequireToken?: boolean
 }
@@ -154,6 +158,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
   const revocations = createRevocationList({ store, clock })
   await app.register(async (scope) => registerRevocationRoutes(scope, { revocations }))
+  await app.register(async (scope) =>
+    registerTokenExchangeRoute(scope, { exchange: deps.tokenExchange }),
+  )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
