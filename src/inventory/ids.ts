@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { canonicalJson } from '../runtime/canonical-json.js'
 import type { EdgeType } from '../store/schema.js'
 import type { LocationObservation, NodeType } from './observation.js'
 
@@ -64,17 +65,7 @@ export function edgeRef(
   return JSON.stringify([edgeType, from.type, from.ref, to.type, to.ref])
 }
 
-/** JSON with object keys sorted at every level, so equal values always hash alike. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
-  if (value instanceof Date) return JSON.stringify(value.toISOString())
-  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']'
-  const obj = value as Record<string, unknown>
-  const keys = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort()
-  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(obj[k])).join(',') + '}'
-}
+export { canonicalJson }
 
 /** sha256 of a fact's descriptive content: its source, column values and attributes. */
 export function contentHash(

@@ -1,10 +1,18 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely'
 import { TesseraError } from '../errors.js'
 import * as initial from './migrations/0001-initial.js'
+import * as federation from './migrations/0006-federation.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
   '0001-initial': { up: (db) => initial.migrate(db) },
+  '0006-federation': { up: (db) => federation.migrate(db) },
+}
+
+/** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
+const migrationSql: Record<string, string> = {
+  '0001-initial': initial.up,
+  '0006-federation': federation.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }
@@ -50,5 +58,5 @@ export const migrationNames = Object.keys(migrations)
 
 /** Identifies the migrations' content: names and SQL. Changes whenever the schema does. */
 export function migrationSignature(): string {
-  return JSON.stringify([migrationNames, initial.up])
+  return JSON.stringify(migrationNames.map((name) => [name, migrationSql[name]]))
 }

@@ -298,6 +298,31 @@ export interface PolicyTable {
   active: Generated<boolean>
 }
 
+export interface FederationRelationshipTable {
+  trust_domain: string
+  bundle_endpoint_url: string
+  profile: 'https_web' | 'https_spiffe'
+  endpoint_spiffe_id: string | null
+  created_at: DefaultTimestamp
+  created_by: string | null
+  next_poll_at: DefaultTimestamp
+  last_polled_at: OptionalTimestamp
+  last_success_at: OptionalTimestamp
+  last_error: string | null
+  consecutive_failures: Generated<number>
+}
+
+export interface FederatedBundleTable {
+  version_id: Generated<number>
+  trust_domain: string
+  sequence: number
+  bundle: unknown
+  refresh_hint_seconds: number | null
+  source: 'endpoint' | 'operator'
+  fetched_at: Date | string
+  valid_to: OptionalTimestamp
+}
+
 export interface Database {
   setting: SettingTable
   api_token: ApiTokenTable
@@ -319,6 +344,8 @@ export interface Database {
   event: EventTable
   finding: FindingTable
   policy: PolicyTable
+  federation_relationship: FederationRelationshipTable
+  federated_bundle: FederatedBundleTable
 }
 
 /** The versioned fact tables, the ones observations write to. */
