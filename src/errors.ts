@@ -21,6 +21,11 @@ export const errorCatalog = {
   TSR_OBSERVATION_INVALID: { status: 422, title: 'invalid observation' },
   TSR_IMPORT_FILE: { status: 400, title: 'import file unreadable' },
   TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
+  TSR_SPIFFE_ID_INVALID: { status: 400, title: 'invalid SPIFFE ID' },
+  TSR_BUNDLE_INVALID: { status: 422, title: 'invalid SPIFFE bundle' },
+  TSR_X509_SVID_INVALID: { status: 401, title: 'invalid X509-SVID' },
+  TSR_JWT_SVID_INVALID: { status: 401, title: 'invalid JWT-SVID' },
+  TSR_CA_KEY: { status: 500, title: 'CA key unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog
