@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import {
   X509Certificate,
   createHash,
@@ -7,11 +6,12 @@ import {
   randomBytes,
   randomUUID,
 } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { SignJWT, createLocalJWKSet, jwtVerify } from 'jose'
+import { sql } from 'kysely'
 import { createFixedClock } from '../runtime/clock.js'
 import { jwtJwks } from '../spiffe/bundle.js'
 import { readCertificateExtensions } from '../spiffe/x509-ext.js'
@@ -28,14 +28,6 @@ const start = '2026-01-01T00:00:00.000Z'
 
 function workloadKey() {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' })
-}
-
-function pem(der: Buffer): string {
-  return new X509Certificate(der).toString()
-}
-
-function openssl(args: string[]): string {
-  return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
 for (const backend of testBackends()) {
@@ -100,6 +92,33 @@ for (const backend of testBackends()) {
           .digest('hex'),
       )
       assert.equal(new Date(row.not_after).getTime(), svids[3]!.notAfter.getTime())
+    })
+
+    it('keeps no private key bytes in the clear in the store', async () => {
+      const km = createDiskKeyManager(kek)
+      await make(createFixedClock(start))
+      const rows = await store.db.selectFrom('ca_key').selectAll().execute()
+      assert.ok(rows.length >= 2)
+      // Everything the table holds, as the database would dump it (bytea as hex).
+      const dump = (
+        await sql<{
+          dump: string
+        }>`select string_agg(row_to_json(k)::text, '') as dump from ca_key k`.execute(store.db)
+      ).rows[0]!.dump.toLowerCase()
+      for (const row of rows) {
+        const key = km.unseal(row.id, {
+          encryptedPrivateKey: Buffer.from(row.encrypted_private_key),
+          wrappedDataKey: Buffer.from(row.wrapped_data_key),
+          kekId: row.kek_id,
+        })
+        const d = Buffer.from(key.export({ format: 'jwk' }).d!, 'base64url')
+        const pkcs8 = key.export({ type: 'pkcs8', format: 'der' })
+        for (const secret of [d, pkcs8, kek]) {
+          assert.ok(!dump.includes(secret.toString('hex')), 'hex')
+          assert.ok(!dump.includes(secret.toString('base64')), 'base64')
+        }
+        assert.ok(!dump.includes('private key'))
+      }
     })
 
     it('caps the TTL at the CA expiry and refuses bad requests', async () => {
