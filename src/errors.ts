@@ -23,6 +23,11 @@ export const errorCatalog = {
   TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
   TSR_EXCHANGE_INVALID_TOKEN: { status: 400, title: 'token exchange: invalid token' },
   TSR_EXCHANGE_DENIED: { status: 403, title: 'token exchange: not allowed' },
+  TSR_SPIFFE_ID_INVALID: { status: 400, title: 'invalid SPIFFE ID' },
+  TSR_BUNDLE_INVALID: { status: 422, title: 'invalid SPIFFE bundle' },
+  TSR_X509_SVID_INVALID: { status: 401, title: 'invalid X509-SVID' },
+  TSR_JWT_SVID_INVALID: { status: 401, title: 'invalid JWT-SVID' },
+  TSR_CA_KEY: { status: 500, title: 'CA key unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -10,7 +10,7 @@ describe('docs/errors.md', () => {
   const rows = new Map<string, string[]>()
   for (const line of readFileSync(new URL('errors.md', docsDir), 'utf8').split('\n')) {
     const cells = line.split('|').map((c) => c.trim())
-    const code = /^`(TSR_[A-Z_]+)`$/.exec(cells[1] ?? '')?.[1]
+    const code = /^`(TSR_[A-Z0-9_]+)`$/.exec(cells[1] ?? '')?.[1]
     if (code) rows.set(code, cells)
   }
 

@@ -1,0 +1,6 @@
+export * from './types.js'
+export * from './id.js'
+export * from './bundle.js'
+export * from './x509-svid.js'
+export * from './jwt-svid.js'
+export { parseStrictJson } from './strict-json.js'
