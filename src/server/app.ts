@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify'
 import type { DestinationStream, LoggerOptions } from 'pino'
+import type { CertificateAuthority } from '../ca/ca-types.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import { ObservationBatchSchema } from '../inventory/observation-schema.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
@@ -18,6 +19,7 @@ import { registerAuthHook } from './auth/auth-hook.js'
 import { registerErrorHandling } from './plugins/error-handler.js'
 import { registerMetrics } from './plugins/metrics.js'
 import { problemResponses } from './schemas.js'
+import { registerBundleRoutes } from './routes/bundle.js'
 import { registerExportRoutes } from './routes/export.js'
 import { registerGraphRoutes } from './routes/graph.js'
 import { registerHealthRoutes } from './routes/health.js'
@@ -30,6 +32,8 @@ import { registerTokenRoutes } from './routes/tokens.js'
 export interface AppDeps {
   store: Store
   inventory: Inventory
+  /** The trust domain's CA; without one the bundle routes answer 404. */
+  ca?: Pick<CertificateAuthority, 'bundle'>
   clock?: Clock
   /** pino options (with an optional destination `stream`), or a logger instance; omitted: no logs. */
   logger?: (LoggerOptions & { stream?: DestinationStream }) | FastifyBaseLogger
@@ -104,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'inventory', description: 'Ingestion, export and counts' },
         { name: 'runs', description: 'Discovery runs' },
         { name: 'tokens', description: 'API tokens (admin)' },
+        { name: 'spiffe', description: 'SPIFFE trust bundle (public)' },
         { name: 'health', description: 'Probes and metrics' },
       ],
       components: {
@@ -146,6 +151,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
+  await app.register(async (scope) => registerBundleRoutes(scope, { ca: deps.ca }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
