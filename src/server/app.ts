@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify'
 import type { DestinationStream, LoggerOptions } from 'pino'
+import type { CertificateAuthority } from '../ca/ca-types.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { TokenExchange } from '../exchange/token-exchange.js'
 import { createRevocationList } from '../lifecycle/revocations.js'
@@ -20,6 +21,7 @@ import { registerAuthHook } from './auth/auth-hook.js'
 import { registerErrorHandling } from './plugins/error-handler.js'
 import { registerMetrics } from './plugins/metrics.js'
 import { problemResponses } from './schemas.js'
+import { registerBundleRoutes } from './routes/bundle.js'
 import { registerExportRoutes } from './routes/export.js'
 import { registerGraphRoutes } from './routes/graph.js'
 import { registerHealthRoutes } from './routes/health.js'
@@ -34,6 +36,8 @@ import { registerTokenRoutes } from './routes/tokens.js'
 export interface AppDeps {
   store: Store
   inventory: Inventory
+  /** The trust domain's CA; without one the bundle routes answer 404. */
+  ca?: Pick<CertificateAuthority, 'bundle'>
   clock?: Clock
   /** pino options (with an optional destination `stream`), or a logger instance; omitted: no logs. */
   logger?: (LoggerOptions & { stream?: DestinationStream }) | FastifyBaseLogger
@@ -114,6 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           name: 'revocation',
           description: 'The deny-list of SPIFFE IDs, serials, JWT ids and agents',
         },
+        { name: 'spiffe', description: 'SPIFFE trust bundle (public)' },
         { name: 'health', description: 'Probes and metrics' },
       ],
       components: {
@@ -161,6 +166,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) =>
     registerTokenExchangeRoute(scope, { exchange: deps.tokenExchange }),
   )
+  await app.register(async (scope) => registerBundleRoutes(scope, { ca: deps.ca }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,9 +38,11 @@ function targets(): Target[] {
   const url = process.env.TESSERA_TEST_DATABASE_URL
   if (url) {
     const schema = freshSchemaName()
+    // PostgreSQL needs a key-encryption key for the CA keys; the same one on every start.
+    const kek = randomBytes(32).toString('base64')
     list.push({
       name: 'postgres',
-      options: () => ({ databaseUrl: url, databaseSchema: schema }),
+      options: () => ({ databaseUrl: url, databaseSchema: schema, ca: { kek } }),
       cleanup: () => {},
     })
   }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { pino } from 'pino'
+import { startCa, type CaStartOptions, type RunningCa } from '../ca/start.js'
 import { TesseraError } from '../errors.js'
 import { createInventory } from '../inventory/index.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
@@ -26,6 +27,8 @@ export interface ServerOptions {
   bodyLimit?: number
   metricsRequireToken?: boolean
   clock?: Clock
+  /** The CA: trust domain, KEK (else TESSERA_KEK / TESSERA_KEK_FILE), upstream CA, CA TTL. */
+  ca?: Pick<CaStartOptions, 'trustDomain' | 'kek' | 'kekFile' | 'upstream' | 'caTtlSeconds' | 'env'>
 }
 
 export interface RunningServer {
@@ -33,6 +36,9 @@ export interface RunningServer {
   /** Only on the first start of a store: the admin token, to show once. Never logged. */
   adminToken?: string
   store: Store
+  /** The trust domain's CA (rotating in the background until close). */
+  ca: RunningCa['ca']
+  trustDomain: string
   /** Stops accepting connections, drains in-flight requests, then closes the store. */
   close(): Promise<void>
 }
@@ -53,6 +59,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       : { backend: 'pglite', dataDir: options.dataDir ?? defaultDataDir },
   )
   let app: FastifyInstance | undefined
+  let ca: RunningCa | undefined
   try {
     const logger = pino(
       {
@@ -62,9 +69,19 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       options.log ?? pino.destination(1),
     )
     const inventory = createInventory({ store, clock })
+    ca = await startCa({
+      ...options.ca,
+      store,
+      ...(databaseUrl ? {} : { dataDir: options.dataDir ?? defaultDataDir }),
+      clock,
+      warn: (message) => logger.warn(message),
+      onEvent: (event) => logger.info(event, 'CA key rotation'),
+      onTickError: (err) => logger.error({ err }, 'CA rotation failed; retrying at the next tick'),
+    })
     app = await buildApp({
       store,
       inventory,
+      ca: ca.ca,
       clock,
       logger,
       bodyLimit: options.bodyLimit,
@@ -92,19 +109,26 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       typeof address === 'object' && address !== null
         ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
         : String(address)
-    logger.info({ url, store: store.location, backend: store.backend }, 'tessera server listening')
+    logger.info(
+      { url, store: store.location, backend: store.backend, trustDomain: ca.trustDomain },
+      'tessera server listening',
+    )
     // After listen: a token made before a failed listen would never be shown, yet would stop the
     // next start from making one.
     const admin = await ensureAdminToken(store, clock)
     if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
     const listening = app
+    const runningCa = ca
     let closing: Promise<void> | undefined
     return {
       url,
       ...(admin ? { adminToken: admin.token } : {}),
       store,
+      ca: runningCa.ca,
+      trustDomain: runningCa.trustDomain,
       close: () =>
         (closing ??= (async () => {
+          runningCa.stop()
           try {
             await listening.close()
           } finally {
@@ -113,6 +137,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         })()),
     }
   } catch (err) {
+    ca?.stop()
     await app?.close()
     await store.close()
     throw err

@@ -43,7 +43,7 @@ describe('docs/openapi.json', () => {
         Record<string, { tags?: string[]; summary?: string; security?: unknown[] }>
       >
     }
-    const publicPaths = new Set(['/healthz', '/readyz'])
+    const publicPaths = new Set(['/healthz', '/readyz', '/v1/bundle', '/.well-known/jwks.json'])
     for (const [path, operations] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(operations)) {
         assert.ok(op.tags?.length, `${method} ${path} has no tag`)
