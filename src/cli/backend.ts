@@ -8,6 +8,7 @@ import {
   createRemoteClient,
   isInsecureRemote,
   normaliseServerUrl,
+  type FederationAdmin,
   type RevocationAdmin,
   type TokenAdmin,
 } from './remote.js'
@@ -23,6 +24,7 @@ export interface Backend {
   readonly inventory: Inventory
   readonly tokens: TokenAdmin
   readonly revocations: RevocationAdmin
+  readonly federation: FederationAdmin
   close(): Promise<void>
 }
 
@@ -111,6 +113,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       inventory: client.inventory,
       tokens: client.tokens,
       revocations: client.revocations,
+      federation: client.federation,
       close: async () => {},
     }
   }
@@ -134,9 +137,10 @@ export async function localBackend(
   clock: Clock,
   env: NodeJS.ProcessEnv,
 ): Promise<Backend> {
-  const [{ createInventory }, { createRevocationList }] = await Promise.all([
+  const [{ createInventory }, { createRevocationList }, federationModule] = await Promise.all([
     import('../inventory/index.js'),
     import('../lifecycle/revocations.js'),
+    import('../federation/index.js'),
   ])
   const user = env.USER ?? env.LOGNAME ?? 'local'
   const revocations = createRevocationList({ store, clock })
@@ -149,6 +153,7 @@ export async function localBackend(
       add: (input) => revocations.add({ ...input, createdBy: `cli:${user}` }),
       list: (options) => revocations.list(options),
     },
+    federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     close: () => store.close(),
   }
 }

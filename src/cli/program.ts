@@ -1,6 +1,8 @@
 import { Command, CommanderError, Option } from 'commander'
 import { systemClock } from '../runtime/clock.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
+
+import { registerFederationCommands } from './commands/federation.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerRevokeCommand } from './commands/revoke.js'
@@ -44,6 +46,7 @@ ${exitCodesHelp}`,
   registerApiTokenCommands(program, ctx)
   registerLoginCommand(program, ctx)
   registerRevokeCommand(program, ctx)
+  registerFederationCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -18,6 +18,7 @@ import type {
   RevocationPage,
   RevocationView,
 } from '../lifecycle/revocations.js'
+import type { FederationInput, FederationView, PollOutcome } from '../federation/federation.js'
 import type { TokenScope } from '../store/schema.js'
 
 /** An API token as listed (never its secret or hash). */
@@ -55,11 +56,21 @@ export interface RevocationAdmin {
   list(options?: RevocationListOptions): Promise<RevocationPage>
 }
 
+/** Federation relationships, the same over HTTP or directly on a store. */
+export interface FederationAdmin {
+  add(input: Omit<FederationInput, 'createdBy'>): Promise<FederationView>
+  list(): Promise<FederationView[]>
+  get(trustDomain: string): Promise<FederationView | undefined>
+  remove(trustDomain: string): Promise<void>
+  refresh(trustDomain: string): Promise<PollOutcome>
+}
+
 export interface RemoteClient {
   readonly baseUrl: string
   readonly inventory: Inventory
   readonly tokens: TokenAdmin
   readonly revocations: RevocationAdmin
+  readonly federation: FederationAdmin
 }
 
 export interface RemoteClientOptions {
@@ -228,7 +239,20 @@ export function createRemoteClient(options: RemoteClientOptions): RemoteClient {
     },
   }
 
-  return { baseUrl, inventory, tokens, revocations }
+  const td = (trustDomain: string) => `v1/federation/${encodeURIComponent(trustDomain)}`
+  const federation: FederationAdmin = {
+    add: (input) => json('POST', 'v1/federation', { body: input }),
+    async list() {
+      return (await json<{ items: FederationView[] }>('GET', 'v1/federation')).items
+    },
+    get: (trustDomain) => maybe(td(trustDomain), {}),
+    async remove(trustDomain) {
+      await request('DELETE', td(trustDomain))
+    },
+    refresh: (trustDomain) => json('POST', td(trustDomain) + '/refresh', { body: {} }),
+  }
+
+  return { baseUrl, inventory, tokens, revocations, federation }
 }
 
 /** Checks and normalises `--server`: http(s) only, no credentials in it, no trailing slash. */

@@ -12,6 +12,7 @@ import type { DestinationStream, LoggerOptions } from 'pino'
 import type { CertificateAuthority } from '../ca/ca-types.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { TokenExchange } from '../exchange/token-exchange.js'
+import type { Federation } from '../federation/federation.js'
 import { createRevocationList } from '../lifecycle/revocations.js'
 import { ObservationBatchSchema } from '../inventory/observation-schema.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
@@ -23,6 +24,7 @@ import { registerMetrics } from './plugins/metrics.js'
 import { problemResponses } from './schemas.js'
 import { registerBundleRoutes } from './routes/bundle.js'
 import { registerExportRoutes } from './routes/export.js'
+import { registerFederationRoutes } from './routes/federation.js'
 import { registerGraphRoutes } from './routes/graph.js'
 import { registerHealthRoutes } from './routes/health.js'
 import { registerIdentityRoutes } from './routes/identities.js'
@@ -45,6 +47,8 @@ export interface AppDeps {
   bodyLimit?: number
   /** RFC 8693 token exchange at POST /v1/token; without it the endpoint says it is not enabled. */
   tokenExchange?: TokenExchange
+  /** Federation relationships (needs the CA's trust domain); without it those routes say so. */
+  federation?: Federation
   /** /metrics needs a read token even from loopback (default false: loopback callers are let in). */
   metricsRequireToken?: boolean
 }
@@ -119,6 +123,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           description: 'The deny-list of SPIFFE IDs, serials, JWT ids and agents',
         },
         { name: 'spiffe', description: 'SPIFFE trust bundle (public)' },
+        { name: 'federation', description: 'SPIFFE federation with other trust domains' },
+        { name: 'token exchange', description: 'RFC 8693 token exchange and delegation' },
         { name: 'health', description: 'Probes and metrics' },
       ],
       components: {
@@ -167,6 +173,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerTokenExchangeRoute(scope, { exchange: deps.tokenExchange }),
   )
   await app.register(async (scope) => registerBundleRoutes(scope, { ca: deps.ca }))
+  await app.register(async (scope) =>
+    registerFederationRoutes(scope, { federation: deps.federation }),
+  )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

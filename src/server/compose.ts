@@ -3,6 +3,17 @@ import type { DestinationStream } from 'pino'
 import { pino } from 'pino'
 import { startCa, type CaStartOptions, type RunningCa } from '../ca/start.js'
 import { TesseraError } from '../errors.js'
+import { createJwtSvidVerifier } from '../exchange/jwt-svid-verifier.js'
+import { createTokenExchange } from '../exchange/token-exchange.js'
+import {
+  startBundleEndpoint,
+  type BundleEndpoint,
+  type BundleEndpointConfig,
+} from '../federation/bundle-endpoint.js'
+import { createBundleFetcher } from '../federation/bundle-fetcher.js'
+import { createFederation } from '../federation/federation.js'
+import { createRevocationList } from '../lifecycle/revocations.js'
+import { parseBundle } from '../spiffe/bundle.js'
 import { createInventory } from '../inventory/index.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import { openStore, type Store } from '../store/store.js'
@@ -29,6 +40,10 @@ export interface ServerOptions {
   clock?: Clock
   /** The CA: trust domain, KEK (else TESSERA_KEK / TESSERA_KEK_FILE), upstream CA, CA TTL. */
   ca?: Pick<CaStartOptions, 'trustDomain' | 'kek' | 'kekFile' | 'upstream' | 'caTtlSeconds' | 'env'>
+  /** Serve this trust domain's SPIFFE bundle endpoint for federation peers (off by default). */
+  bundleEndpoint?: { host?: string; port: number; config: BundleEndpointConfig }
+  /** How often due federation relationships are polled (default 5 s; each follows its hint). */
+  federationPollMs?: number
 }
 
 export interface RunningServer {
@@ -39,6 +54,8 @@ export interface RunningServer {
   /** The trust domain's CA (rotating in the background until close). */
   ca: RunningCa['ca']
   trustDomain: string
+  /** The federation bundle endpoint's URL, when one is served. */
+  bundleEndpointUrl?: string
   /** Stops accepting connections, drains in-flight requests, then closes the store. */
   close(): Promise<void>
 }
@@ -60,6 +77,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   )
   let app: FastifyInstance | undefined
   let ca: RunningCa | undefined
+  let bundleEndpoint: BundleEndpoint | undefined
+  let federationTimer: NodeJS.Timeout | undefined
   try {
     const logger = pino(
       {
@@ -78,9 +97,67 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       onEvent: (event) => logger.info(event, 'CA key rotation'),
       onTickError: (err) => logger.error({ err }, 'CA rotation failed; retrying at the next tick'),
     })
+    const revocations = createRevocationList({ store, clock })
+    const trustDomain = ca.trustDomain
+    const tokenExchange = createTokenExchange({
+      ca: ca.ca,
+      verifiers: [
+        createJwtSvidVerifier({
+          ca: ca.ca,
+          audience: `spiffe://${trustDomain}/tessera/token-exchange`,
+        }),
+      ],
+      isRevoked: async (q) => (await revocations.find(q)) !== undefined,
+      clock,
+    })
+    const runningCaForBundle = ca.ca
+    const federation = createFederation({
+      store,
+      clock,
+      ownTrustDomain: trustDomain,
+      parseBundle,
+      fetchBundle: createBundleFetcher(),
+      ownBundle: () => runningCaForBundle.bundle(),
+    })
+    let polling = false
+    federationTimer = setInterval(() => {
+      if (polling) return
+      polling = true
+      federation
+        .pollDue()
+        .then(
+          (outcomes) => {
+            for (const o of outcomes) {
+              if (o.outcome === 'failed') logger.warn(o, 'federated bundle fetch failed')
+              else if (o.outcome === 'updated') logger.info(o, 'federated bundle updated')
+            }
+          },
+          (err: unknown) => logger.error({ err }, 'federation polling failed'),
+        )
+        .finally(() => {
+          polling = false
+        })
+    }, options.federationPollMs ?? 5000)
+    federationTimer.unref()
+    if (options.bundleEndpoint) {
+      bundleEndpoint = await startBundleEndpoint({
+        host: options.bundleEndpoint.host ?? '0.0.0.0',
+        port: options.bundleEndpoint.port,
+        config: options.bundleEndpoint.config,
+        ca: ca.ca,
+        clock,
+        onError: (err) => logger.error({ err }, 'bundle endpoint error'),
+      })
+      logger.info(
+        { url: bundleEndpoint.url, spiffeId: bundleEndpoint.spiffeId },
+        'SPIFFE bundle endpoint listening',
+      )
+    }
     app = await buildApp({
       store,
       inventory,
+      tokenExchange,
+      federation,
       ca: ca.ca,
       clock,
       logger,
@@ -119,6 +196,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
     const listening = app
     const runningCa = ca
+    const endpoint = bundleEndpoint
+    const timer = federationTimer
     let closing: Promise<void> | undefined
     return {
       url,
@@ -126,9 +205,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       store,
       ca: runningCa.ca,
       trustDomain: runningCa.trustDomain,
+      ...(endpoint ? { bundleEndpointUrl: endpoint.url } : {}),
       close: () =>
         (closing ??= (async () => {
           runningCa.stop()
+          clearInterval(timer)
+          await endpoint?.close()
           try {
             await listening.close()
           } finally {
@@ -138,6 +220,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
   } catch (err) {
     ca?.stop()
+    clearInterval(federationTimer)
+    await bundleEndpoint?.close()
     await app?.close()
     await store.close()
     throw err
