@@ -4,6 +4,7 @@ import type { Inventory } from '../inventory/inventory-types.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
+import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -21,6 +22,8 @@ export interface Backend {
   readonly location: string
   readonly inventory: Inventory
   readonly tokens: TokenAdmin
+  /** SPIFFE control plane admin: entries, join tokens, agents. */
+  readonly control?: ControlAdmin
   close(): Promise<void>
 }
 
@@ -108,6 +111,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       location: client.baseUrl,
       inventory: client.inventory,
       tokens: client.tokens,
+      control: remoteControlAdmin(client.http),
       close: async () => {},
     }
   }
@@ -125,6 +129,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
     location: store.location,
     inventory: createInventory({ store, clock }),
     tokens: localTokenAdmin(store, clock),
+    control: localControlAdmin(store, clock),
     close: () => store.close(),
   }
 }

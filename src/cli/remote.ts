@@ -47,6 +47,16 @@ export interface RemoteClient {
   readonly baseUrl: string
   readonly inventory: Inventory
   readonly tokens: TokenAdmin
+  /** Raw JSON calls with this client's token and error mapping (other nouns' clients). */
+  readonly http: RemoteHttp
+}
+
+export interface RemoteHttp {
+  json<T>(
+    method: string,
+    path: string,
+    init?: { query?: Record<string, string | undefined>; body?: unknown },
+  ): Promise<T>
 }
 
 export interface RemoteClientOptions {
@@ -193,7 +203,7 @@ export function createRemoteClient(options: RemoteClientOptions): RemoteClient {
     },
   }
 
-  return { baseUrl, inventory, tokens }
+  return { baseUrl, inventory, tokens, http: { json } }
 }
 
 /** Checks and normalises `--server`: http(s) only, no credentials in it, no trailing slash. */

@@ -26,6 +26,7 @@ import { registerObservationRoutes } from './routes/observations.js'
 import { registerRunRoutes } from './routes/runs.js'
 import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenRoutes } from './routes/tokens.js'
+import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
 
 export interface AppDeps {
   store: Store
@@ -37,6 +38,8 @@ export interface AppDeps {
   bodyLimit?: number
   /** /metrics needs a read token even from loopback (default false: loopback callers are let in). */
   metricsRequireToken?: boolean
+  /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
+  control?: ControlPlaneDeps
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -104,6 +107,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'inventory', description: 'Ingestion, export and counts' },
         { name: 'runs', description: 'Discovery runs' },
         { name: 'tokens', description: 'API tokens (admin)' },
+        { name: 'entries', description: 'SPIFFE registration entries' },
+        { name: 'agents', description: 'Node agents, join tokens (admin)' },
+        { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
       ],
       components: {
@@ -112,6 +118,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             type: 'http',
             scheme: 'bearer',
             description: 'An API token `tsr_<id>_<secret>` with the scope the operation needs',
+          },
+          agentProof: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              'A per-request proof signed with the agent SVID key, the SVID in x5c (docs/attestation.md)',
           },
         },
       },
@@ -146,6 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
+  await registerControlPlaneRoutes(app, { store, clock, ...deps.control })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
