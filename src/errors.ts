@@ -21,6 +21,11 @@ export const errorCatalog = {
   TSR_OBSERVATION_INVALID: { status: 422, title: 'invalid observation' },
   TSR_IMPORT_FILE: { status: 400, title: 'import file unreadable' },
   TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
+  TSR_ATTESTATION_FAILED: { status: 401, title: 'node attestation failed' },
+  TSR_AGENT_UNAUTHENTICATED: { status: 401, title: 'agent proof missing or invalid' },
+  TSR_AGENT_BANNED: { status: 403, title: 'agent banned' },
+  TSR_AGENT_NOT_AUTHORIZED: { status: 403, title: 'entry not served by this agent' },
+  TSR_CONTROL_UNAVAILABLE: { status: 503, title: 'control plane not available' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog
