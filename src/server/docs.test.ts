@@ -43,13 +43,16 @@ describe('docs/openapi.json', () => {
         Record<string, { tags?: string[]; summary?: string; security?: unknown[] }>
       >
     }
-    const publicPaths = new Set(['/healthz', '/readyz'])
+    // /v1/agent/attest is public: the attestation evidence is the credential.
+    const publicPaths = new Set(['/healthz', '/readyz', '/v1/agent/attest'])
     for (const [path, operations] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(operations)) {
         assert.ok(op.tags?.length, `${method} ${path} has no tag`)
         assert.ok(op.summary, `${method} ${path} has no summary`)
         if (!publicPaths.has(path)) {
-          assert.deepEqual(op.security?.[0], { bearerAuth: [] }, `${method} ${path} security`)
+          // The agent API authenticates agents by a proof signed with their SVID key.
+          const scheme = path.startsWith('/v1/agent/') ? 'agentProof' : 'bearerAuth'
+          assert.deepEqual(op.security?.[0], { [scheme]: [] }, `${method} ${path} security`)
         }
       }
     }
