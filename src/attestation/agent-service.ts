@@ -26,6 +26,8 @@ export interface AgentServiceDeps {
   proofMaxAgeSeconds?: number
   /** Largest X509-SVID batch (default 500). */
   maxBatch?: number
+  /** After an attestation or a renewal (the inventory hook). Errors are ignored. */
+  onAgent?: (agent: AgentView, svid: X509SvidResult) => void
 }
 
 export interface AuthenticatedAgent {
@@ -114,6 +116,13 @@ export function createAgentService(deps: AgentServiceDeps): AgentService {
   // Proof ids seen within their validity window: a replayed proof is refused (per replica).
   const seenJti = new Map<string, number>()
   let roots: { sequence: number; certs: X509Certificate[] } | undefined
+  const tell = (agent: AgentView, svid: X509SvidResult) => {
+    try {
+      deps.onAgent?.(agent, svid)
+    } catch {
+      // the hook's failure is its own
+    }
+  }
 
   async function trustedRoots(): Promise<X509Certificate[]> {
     const b = await ca.bundle()
@@ -205,6 +214,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentService {
         .returningAll()
         .executeTakeFirst()
       if (!row) throw new TesseraError('TSR_AGENT_BANNED', `agent ${attested.spiffeId} is banned`)
+      tell(agentView(row), svid!)
       return { agent: agentView(row), svid: svid!, reattestable: attested.canReattest }
     },
 
@@ -284,7 +294,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentService {
         .where('id', '=', agent.id)
         .where('banned', '=', false)
         .where('serial', '=', agent.serial)
-        .returning('id')
+        .returningAll()
         .executeTakeFirst()
       if (!row) {
         throw new TesseraError(
@@ -292,6 +302,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentService {
           `agent ${agent.spiffeId} cannot renew (banned, or its SVID was replaced)`,
         )
       }
+      tell(agentView(row), svid!)
       return svid!
     },
 

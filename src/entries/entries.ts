@@ -31,8 +31,11 @@ export interface EntriesDeps {
   clock?: Clock
   /** When known (the server's CA), entry SPIFFE IDs must be in it. */
   trustDomain?: string
-  /** Called after each committed change (the inventory hook, tests). Errors are ignored. */
-  onChange?: (delta: EntryDelta) => void
+  /**
+   * Called after each committed change (the entry mirror, the inventory), with the entry as it
+   * was before a delete. Errors are ignored.
+   */
+  onChange?: (delta: EntryDelta, deleted?: RegistrationEntry) => void
 }
 
 type Row = Selectable<RegistrationEntryTable>
@@ -163,9 +166,9 @@ export function createEntries(deps: EntriesDeps): Entries {
     return current
   }
 
-  const notify = (delta: EntryDelta) => {
+  const notify = (delta: EntryDelta, deleted?: RegistrationEntry) => {
     try {
-      deps.onChange?.(delta)
+      deps.onChange?.(delta, deleted)
     } catch {
       // a listener's failure is its own
     }
@@ -209,14 +212,14 @@ export function createEntries(deps: EntriesDeps): Entries {
 
     async delete(id, ctx) {
       checkId(id)
-      const row = await db.transaction().execute(async (trx) => {
+      const [row, current] = await db.transaction().execute(async (trx) => {
         await writeLock.execute(trx)
         const now = clock.now()
         const current = toEntry(await closeCurrent(trx, id, now))
         // The tombstone keeps the last content, so history shows what was deleted.
-        return insertVersion(trx, id, current, now, ctx, true)
+        return [await insertVersion(trx, id, current, now, ctx, true), current] as const
       })
-      notify({ op: 'delete', revision: row.revision, id })
+      notify({ op: 'delete', revision: row.revision, id }, current)
       return { id, revision: row.revision }
     },
 

@@ -159,7 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
-  await registerControlPlaneRoutes(app, { store, clock, ...deps.control })
+  await registerControlPlaneRoutes(app, { store, clock, inventory, ...deps.control })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -118,6 +118,17 @@ describe('agent control client against a real server', () => {
       })) as { id: string }
       const ms = await waitFor('entry', () => client.entries().has(created.id), 1000)
       assert.ok(ms < 1000, `arrived after ${ms} ms`)
+      // The inventory records the entry as a workload identity owned by its owner, and the agent.
+      const inventory = createInventory({ store, clock })
+      for (let i = 0; i < 100; i++) {
+        if (await inventory.getIdentity(`spiffe://${td}/web`)) break
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      const identity = await inventory.getIdentity(`spiffe://${td}/web`)
+      assert.equal(identity?.kind, 'workload')
+      assert.equal(JSON.stringify(identity).includes('team-web'), true)
+      assert.equal((await inventory.getIdentity(agentId))?.kind, 'workload')
+
       // A child of the workload is the agent's too (descendants).
       const child = (await api('POST', '/v1/entries', {
         spiffeId: `spiffe://${td}/web/sidecar`,

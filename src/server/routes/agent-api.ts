@@ -15,6 +15,9 @@ import {
 import { createEntries } from '../../entries/entries.js'
 import { createEntryIndex, type EntryIndex } from '../../entries/entry-index.js'
 import type { Entries } from '../../entries/entry-types.js'
+import { agentObservations, entryObservation } from '../../attestation/control-observations.js'
+import type { Inventory } from '../../inventory/inventory-types.js'
+import type { Observation } from '../../inventory/observation.js'
 import { TesseraError } from '../../errors.js'
 import type { Clock } from '../../runtime/clock.js'
 import type { EntryDelta, TrustBundle } from '../../spiffe/types.js'
@@ -29,6 +32,8 @@ import { registerJoinTokenRoutes } from './join-tokens.js'
 export interface ControlPlaneDeps {
   /** Replaces the store-backed entries (tests). */
   entries?: Entries
+  /** Where entry changes, attestations and bans are recorded as observations. */
+  inventory?: Pick<Inventory, 'ingest'>
   /** Without a CA the agent API answers 503 TSR_CONTROL_UNAVAILABLE; the admin API works. */
   ca?: CertificateAuthority
   /** Built node attestors, or the built-ins' configuration (default: join_token only). */
@@ -112,14 +117,31 @@ export async function registerControlPlaneRoutes(
       clock,
       ...(deps.ca ? { trustDomain: deps.ca.trustDomain } : {}),
       // Changes made here reach this replica's agents at once; others' within a poll.
-      onChange: () => void index?.refresh().catch(() => {}),
+      onChange: (delta, deleted) => {
+        void index?.refresh().catch(() => {})
+        const observation = entryObservation(delta, deleted)
+        if (observation) observe([observation])
+      },
     })
   const streams = new Set<() => void>()
+  // The inventory hears of every entry change, attestation, renewal and ban (best effort).
+  const observe = (observations: Observation[]) => {
+    if (!deps.inventory) return
+    deps.inventory.ingest(observations).catch((err: unknown) => {
+      app.log.warn({ err }, 'recording a control-plane change in the inventory failed')
+    })
+  }
   const watcher = createWatcher()
   await app.register(async (scope) => registerEntryRoutes(scope, { entries }))
   await app.register(async (scope) => registerJoinTokenRoutes(scope, { store, clock }))
   await app.register(async (scope) =>
-    registerAgentAdminRoutes(scope, { store, onBan: (id) => watcher.banned(id) }),
+    registerAgentAdminRoutes(scope, {
+      store,
+      onBan: (agent) => {
+        watcher.banned(agent.id)
+        observe(agentObservations(agent))
+      },
+    }),
   )
 
   let service: AgentService | undefined
@@ -132,13 +154,16 @@ export async function registerControlPlaneRoutes(
     const attestors = Array.isArray(deps.nodeAttestors)
       ? (deps.nodeAttestors as readonly NodeAttestor[])
       : createNodeAttestors(deps.nodeAttestors as NodeAttestorsConfig | undefined)
+    const ca = deps.ca
     service = createAgentService({
       store,
       clock,
-      ca: deps.ca,
+      ca,
       attestors: createNodeAttestorRegistry(attestors),
       index,
       ...(deps.agentSvidTtlSeconds ? { agentSvidTtlSeconds: deps.agentSvidTtlSeconds } : {}),
+      onAgent: (agent, svid) =>
+        observe(agentObservations(agent, { ...svid, trustDomain: ca.trustDomain })),
     })
     const started = index
     app.addHook('onReady', async () => started.start())

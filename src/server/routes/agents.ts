@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { banAgent, getAgent, listAgents } from '../../attestation/agents.js'
+import { banAgent, getAgent, listAgents, type AgentView } from '../../attestation/agents.js'
 import { TesseraError } from '../../errors.js'
 import type { Store } from '../../store/store.js'
 import type { TesseraApp } from '../app-types.js'
@@ -23,7 +23,7 @@ export const AgentSchema = Type.Object({
 
 export function registerAgentAdminRoutes(
   app: TesseraApp,
-  deps: { store: Store; onBan?: (agentId: string) => void },
+  deps: { store: Store; onBan?: (agent: AgentView) => void },
 ): void {
   app.get(
     '/v1/agents',
@@ -86,7 +86,7 @@ export function registerAgentAdminRoutes(
     },
     async (request) => {
       const agent = await banAgent(deps.store, request.params.id)
-      deps.onBan?.(agent.id)
+      deps.onBan?.(agent)
       request.log.info({ agentId: agent.id, spiffeId: agent.spiffeId }, 'agent banned')
       return agent
     },
