@@ -5,7 +5,7 @@ import { TesseraError } from '../errors.js'
 import { createInventory } from '../inventory/index.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import { openStore, type Store } from '../store/store.js'
-import { buildApp, redactPaths } from './app.js'
+import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
 
 export interface ServerOptions {
@@ -26,6 +26,8 @@ export interface ServerOptions {
   bodyLimit?: number
   metricsRequireToken?: boolean
   clock?: Clock
+  /** SPIFFE control plane: CA, node attestors (docs/attestation.md). */
+  control?: AppDeps['control']
 }
 
 export interface RunningServer {
@@ -69,6 +71,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       logger,
       bodyLimit: options.bodyLimit,
       metricsRequireToken: options.metricsRequireToken,
+      ...(options.control ? { control: options.control } : {}),
     })
     const host = options.host ?? '127.0.0.1'
     const port = options.port ?? defaultPort
