@@ -28,6 +28,11 @@ export const errorCatalog = {
   TSR_X509_SVID_INVALID: { status: 401, title: 'invalid X509-SVID' },
   TSR_JWT_SVID_INVALID: { status: 401, title: 'invalid JWT-SVID' },
   TSR_CA_KEY: { status: 500, title: 'CA key unavailable' },
+  TSR_ATTESTATION_FAILED: { status: 401, title: 'node attestation failed' },
+  TSR_AGENT_UNAUTHENTICATED: { status: 401, title: 'agent proof missing or invalid' },
+  TSR_AGENT_BANNED: { status: 403, title: 'agent banned' },
+  TSR_AGENT_NOT_AUTHORIZED: { status: 403, title: 'entry not served by this agent' },
+  TSR_CONTROL_UNAVAILABLE: { status: 503, title: 'control plane not available' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

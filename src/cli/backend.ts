@@ -4,6 +4,7 @@ import type { Inventory } from '../inventory/inventory-types.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
+import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -25,6 +26,8 @@ export interface Backend {
   readonly tokens: TokenAdmin
   readonly revocations: RevocationAdmin
   readonly federation: FederationAdmin
+  /** SPIFFE control plane admin: entries, join tokens, agents. */
+  readonly control?: ControlAdmin
   close(): Promise<void>
 }
 
@@ -114,6 +117,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       tokens: client.tokens,
       revocations: client.revocations,
       federation: client.federation,
+      control: remoteControlAdmin(client.http),
       close: async () => {},
     }
   }
@@ -154,6 +158,7 @@ export async function localBackend(
       list: (options) => revocations.list(options),
     },
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
+    control: localControlAdmin(store, clock),
     close: () => store.close(),
   }
 }

@@ -1,12 +1,15 @@
 import { Command, CommanderError, Option } from 'commander'
 import { systemClock } from '../runtime/clock.js'
+import { addAgentAdminCommands } from './commands/agent-admin.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
 
 import { registerFederationCommands } from './commands/federation.js'
+import { registerEntryCommands } from './commands/entry.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerRevokeCommand } from './commands/revoke.js'
 import { registerServerCommand } from './commands/server.js'
+import { registerTokenCommands } from './commands/token.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -47,6 +50,10 @@ ${exitCodesHelp}`,
   registerLoginCommand(program, ctx)
   registerRevokeCommand(program, ctx)
   registerFederationCommands(program, ctx)
+  registerEntryCommands(program, ctx)
+  registerTokenCommands(program, ctx)
+  // The lead's agent runner takes this command over; list/ban are the admin half.
+  addAgentAdminCommands(program.command('agent').description('node agents'), ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -71,6 +71,16 @@ export interface RemoteClient {
   readonly tokens: TokenAdmin
   readonly revocations: RevocationAdmin
   readonly federation: FederationAdmin
+  /** Raw JSON calls with this client's token and error mapping (other nouns' clients). */
+  readonly http: RemoteHttp
+}
+
+export interface RemoteHttp {
+  json<T>(
+    method: string,
+    path: string,
+    init?: { query?: Record<string, string | undefined>; body?: unknown },
+  ): Promise<T>
 }
 
 export interface RemoteClientOptions {
@@ -252,7 +262,7 @@ export function createRemoteClient(options: RemoteClientOptions): RemoteClient {
     refresh: (trustDomain) => json('POST', td(trustDomain) + '/refresh', { body: {} }),
   }
 
-  return { baseUrl, inventory, tokens, revocations, federation }
+  return { baseUrl, inventory, tokens, revocations, federation, http: { json } }
 }
 
 /** Checks and normalises `--server`: http(s) only, no credentials in it, no trailing slash. */

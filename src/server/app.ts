@@ -34,12 +34,13 @@ import { registerRunRoutes } from './routes/runs.js'
 import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
+import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
 
 export interface AppDeps {
   store: Store
   inventory: Inventory
   /** The trust domain's CA; without one the bundle routes answer 404. */
-  ca?: Pick<CertificateAuthority, 'bundle'>
+  ca?: CertificateAuthority
   clock?: Clock
   /** pino options (with an optional destination `stream`), or a logger instance; omitted: no logs. */
   logger?: (LoggerOptions & { stream?: DestinationStream }) | FastifyBaseLogger
@@ -51,6 +52,8 @@ export interface AppDeps {
   federation?: Federation
   /** /metrics needs a read token even from loopback (default false: loopback callers are let in). */
   metricsRequireToken?: boolean
+  /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
+  control?: ControlPlaneDeps
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -125,6 +128,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'spiffe', description: 'SPIFFE trust bundle (public)' },
         { name: 'federation', description: 'SPIFFE federation with other trust domains' },
         { name: 'token exchange', description: 'RFC 8693 token exchange and delegation' },
+        { name: 'entries', description: 'SPIFFE registration entries' },
+        { name: 'agents', description: 'Node agents, join tokens (admin)' },
+        { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
       ],
       components: {
@@ -133,6 +139,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             type: 'http',
             scheme: 'bearer',
             description: 'An API token `tsr_<id>_<secret>` with the scope the operation needs',
+          },
+          agentProof: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              'A per-request proof signed with the agent SVID key, the SVID in x5c (docs/attestation.md)',
           },
         },
       },
@@ -176,6 +189,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) =>
     registerFederationRoutes(scope, { federation: deps.federation }),
   )
+  await registerControlPlaneRoutes(app, {
+    store,
+    clock,
+    inventory,
+    ...(deps.ca ? { ca: deps.ca } : {}),
+    ...deps.control,
+  })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -17,7 +17,7 @@ import { parseBundle } from '../spiffe/bundle.js'
 import { createInventory } from '../inventory/index.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import { openStore, type Store } from '../store/store.js'
-import { buildApp, redactPaths } from './app.js'
+import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
 
 export interface ServerOptions {
@@ -44,6 +44,8 @@ export interface ServerOptions {
   bundleEndpoint?: { host?: string; port: number; config: BundleEndpointConfig }
   /** How often due federation relationships are polled (default 5 s; each follows its hint). */
   federationPollMs?: number
+  /** SPIFFE control plane: CA, node attestors (docs/attestation.md). */
+  control?: AppDeps['control']
 }
 
 export interface RunningServer {
@@ -163,6 +165,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       logger,
       bodyLimit: options.bodyLimit,
       metricsRequireToken: options.metricsRequireToken,
+      ...(options.control ? { control: options.control } : {}),
     })
     const host = options.host ?? '127.0.0.1'
     const port = options.port ?? defaultPort

@@ -43,15 +43,24 @@ describe('docs/openapi.json', () => {
         Record<string, { tags?: string[]; summary?: string; security?: unknown[] }>
       >
     }
-    const publicPaths = new Set(['/healthz', '/readyz', '/v1/bundle', '/.well-known/jwks.json'])
+    // Public: the probes, the trust bundle, and agent attestation (the evidence is the credential).
+    const publicPaths = new Set([
+      '/healthz',
+      '/readyz',
+      '/v1/bundle',
+      '/.well-known/jwks.json',
+      '/v1/agent/attest',
+    ])
     for (const [path, operations] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(operations)) {
         assert.ok(op.tags?.length, `${method} ${path} has no tag`)
         assert.ok(op.summary, `${method} ${path} has no summary`)
-        // Public operations say so with `security: []`; the probes predate that rule.
+        // Other public operations say so with `security: []`.
         const declaredPublic = Array.isArray(op.security) && op.security.length === 0
         if (!publicPaths.has(path) && !declaredPublic) {
-          assert.deepEqual(op.security?.[0], { bearerAuth: [] }, `${method} ${path} security`)
+          // The agent API authenticates agents by a proof signed with their SVID key.
+          const scheme = path.startsWith('/v1/agent/') ? 'agentProof' : 'bearerAuth'
+          assert.deepEqual(op.security?.[0], { [scheme]: [] }, `${method} ${path} security`)
         }
       }
     }
