@@ -21,6 +21,9 @@ export const errorCatalog = {
   TSR_OBSERVATION_INVALID: { status: 422, title: 'invalid observation' },
   TSR_IMPORT_FILE: { status: 400, title: 'import file unreadable' },
   TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
+  TSR_AGENT_NATIVE: { status: 500, title: 'peer-credentials addon unavailable' },
+  TSR_AGENT_SOCKET: { status: 500, title: 'workload API socket unusable' },
+  TSR_AGENT_SIGNING: { status: 503, title: 'SVID signing failed' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog
