@@ -37,6 +37,7 @@ export interface TestCa {
 export async function createTestCa(
   trustDomain: string,
   clock: Clock = systemClock,
+  backdateSeconds = 10,
 ): Promise<TestCa> {
   let serialCounter = BigInt('0x' + randomBytes(6).toString('hex'))
   const roots: { cert: x509.X509Certificate; keys: webcrypto.CryptoKeyPair }[] = []
@@ -93,7 +94,7 @@ export async function createTestCa(
     async signX509(spiffeId, publicKey, ttlSeconds) {
       const signer = roots[roots.length - 1]!
       const now = clock.now()
-      const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - 10_000)
+      const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000 - backdateSeconds * 1000)
       const notAfter = new Date(Math.floor(now.getTime() / 1000) * 1000 + ttlSeconds * 1000)
       serialCounter += 1n
       const serial = serialCounter.toString(16).padStart(12, '0')
@@ -192,10 +193,12 @@ export async function createFakeControlPort(
     clock?: Clock
     defaultX509Ttl?: number
     defaultJwtTtl?: number
+    /** NotBefore backdating of leaves (the product CA uses 10 s). */
+    backdateSeconds?: number
   } = {},
 ): Promise<FakeControlPort> {
   const trustDomain = options.trustDomain ?? 'example.org'
-  const ca = await createTestCa(trustDomain, options.clock)
+  const ca = await createTestCa(trustDomain, options.clock, options.backdateSeconds)
   const entries = new Map<string, RegistrationEntry>()
   const bundles = new Map<string, TrustBundle>()
   let revocations: Revocation[] = []
