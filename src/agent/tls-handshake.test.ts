@@ -85,7 +85,9 @@ if (role === 'server') process.stdin.on('data', (d) => { if (String(d).startsWit
 class Peer {
   readonly events: Record<string, unknown>[] = []
   private waiters: (() => void)[] = []
-  constructor(readonly child: ChildProcess) {
+  readonly child: ChildProcess
+  constructor(child: ChildProcess) {
+    this.child = child
     createInterface({ input: child.stdout! }).on('line', (line) => {
       this.events.push(JSON.parse(line) as Record<string, unknown>)
       this.waiters.splice(0).forEach((w) => w())
