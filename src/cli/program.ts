@@ -4,6 +4,7 @@ import { registerApiTokenCommands } from './commands/api-token.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerServerCommand } from './commands/server.js'
+import { registerSvidCommands } from './commands/svid.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -42,6 +43,7 @@ ${exitCodesHelp}`,
   registerInventoryCommands(program, ctx)
   registerApiTokenCommands(program, ctx)
   registerLoginCommand(program, ctx)
+  registerSvidCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()
