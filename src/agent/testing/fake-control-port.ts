@@ -4,8 +4,9 @@ import {
   createPublicKey,
   randomBytes,
   webcrypto,
+  KeyObject,
+  sign,
   type JsonWebKey,
-  type KeyObject,
 } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
 import { SignJWT, exportJWK, type CryptoKey as JoseCryptoKey } from 'jose'
@@ -40,7 +41,13 @@ export async function createTestCa(
   backdateSeconds = 10,
 ): Promise<TestCa> {
   let serialCounter = BigInt('0x' + randomBytes(6).toString('hex'))
-  const roots: { cert: x509.X509Certificate; keys: webcrypto.CryptoKeyPair }[] = []
+  const roots: {
+    cert: x509.X509Certificate
+    keys: webcrypto.CryptoKeyPair
+    privateKey: KeyObject
+    subjectDer: Buffer
+    keyId: Buffer
+  }[] = []
   let jwtKey: { kid: string; privateKey: JoseCryptoKey; jwk: JsonWebKey }
 
   async function newRoot(): Promise<void> {
@@ -70,7 +77,13 @@ export async function createTestCa(
         ]),
       ],
     })
-    roots.push({ cert, keys })
+    roots.push({
+      cert,
+      keys,
+      privateKey: KeyObject.from(keys.privateKey),
+      subjectDer: Buffer.from(cert.subjectName.toArrayBuffer()),
+      keyId: Buffer.from(cert.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId, 'hex'),
+    })
   }
 
   async function newJwtKey(): Promise<void> {
@@ -98,37 +111,19 @@ export async function createTestCa(
       const notAfter = new Date(Math.floor(now.getTime() / 1000) * 1000 + ttlSeconds * 1000)
       serialCounter += 1n
       const serial = serialCounter.toString(16).padStart(12, '0')
-      const spki = publicKey.export({ type: 'spki', format: 'der' })
-      const subjectKey = await webcrypto.subtle.importKey('spki', spki, ecdsa, true, ['verify'])
-      const cert = await x509.X509CertificateGenerator.create({
-        serialNumber: serial,
-        subject: 'C=US, O=SPIRE',
-        issuer: signer.cert.subject,
+      const der = buildLeafDer({
+        serialHex: serial,
+        issuerDer: signer.subjectDer,
+        authorityKeyId: signer.keyId,
         notBefore,
         notAfter,
-        signingAlgorithm: ecdsa,
-        publicKey: subjectKey,
-        signingKey: signer.keys.privateKey,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(
-            x509.KeyUsageFlags.digitalSignature |
-              x509.KeyUsageFlags.keyEncipherment |
-              x509.KeyUsageFlags.keyAgreement,
-            true,
-          ),
-          new x509.ExtendedKeyUsageExtension([
-            x509.ExtendedKeyUsage.serverAuth,
-            x509.ExtendedKeyUsage.clientAuth,
-          ]),
-          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }]),
-          await x509.SubjectKeyIdentifierExtension.create(subjectKey),
-          await x509.AuthorityKeyIdentifierExtension.create(signer.cert),
-        ],
+        spki: publicKey.export({ type: 'spki', format: 'der' }),
+        spiffeId,
+        signingKey: signer.privateKey,
       })
       return {
         spiffeId,
-        certChain: [Buffer.from(cert.rawData)],
+        certChain: [der],
         serial,
         notBefore,
         notAfter,
@@ -299,4 +294,93 @@ export async function createFakeControlPort(
     },
   }
   return port
+}
+
+// ---- a tiny DER builder for leaves: @peculiar/x509 is far too slow for the 10,000-SVID storm ----
+
+function derLen(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n])
+  const bytes: number[] = []
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff)
+  return Buffer.from([0x80 | bytes.length, ...bytes])
+}
+const tlv = (tag: number, ...content: Buffer[]): Buffer => {
+  const body = Buffer.concat(content)
+  return Buffer.concat([Buffer.from([tag]), derLen(body.length), body])
+}
+const seq = (...c: Buffer[]): Buffer => tlv(0x30, ...c)
+function oid(dotted: string): Buffer {
+  const arcs = dotted.split('.').map(Number)
+  const out = [40 * arcs[0]! + arcs[1]!]
+  for (const arc of arcs.slice(2)) {
+    const b: number[] = [arc & 0x7f]
+    for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) b.unshift(0x80 | (v & 0x7f))
+    out.push(...b)
+  }
+  return tlv(0x06, Buffer.from(out))
+}
+function intFromHex(hex: string): Buffer {
+  let b = Buffer.from(hex.length % 2 ? '0' + hex : hex, 'hex')
+  let i = 0
+  while (i < b.length - 1 && b[i] === 0) i++
+  b = b.subarray(i)
+  if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b])
+  return tlv(0x02, b)
+}
+function time(d: Date): Buffer {
+  const iso = d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z' // YYYYMMDDHHMMSSZ
+  return d.getUTCFullYear() < 2050
+    ? tlv(0x17, Buffer.from(iso.slice(2), 'ascii'))
+    : tlv(0x18, Buffer.from(iso, 'ascii'))
+}
+const ext = (id: string, critical: boolean, value: Buffer): Buffer =>
+  seq(oid(id), ...(critical ? [Buffer.from([0x01, 0x01, 0xff])] : []), tlv(0x04, value))
+
+const ecdsaWithSha256 = seq(oid('1.2.840.10045.4.3.2'))
+const leafSubject = seq(
+  tlv(0x31, seq(oid('2.5.4.6'), tlv(0x13, Buffer.from('US')))),
+  tlv(0x31, seq(oid('2.5.4.10'), tlv(0x0c, Buffer.from('SPIRE')))),
+)
+const staticLeafExtensions = [
+  ext('2.5.29.19', true, seq()), // basicConstraints: cA false
+  // keyUsage: digitalSignature, keyEncipherment, keyAgreement (bits 0, 2, 4)
+  ext('2.5.29.15', true, tlv(0x03, Buffer.from([0x03, 0xa8]))),
+  ext('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'), oid('1.3.6.1.5.5.7.3.2'))),
+]
+
+/** An X509-SVID leaf (SPIFFE profile), DER, signed ECDSA P-256/SHA-256 by `signingKey`. */
+export function buildLeafDer(o: {
+  serialHex: string
+  issuerDer: Buffer
+  authorityKeyId: Buffer
+  notBefore: Date
+  notAfter: Date
+  spki: Buffer
+  spiffeId: string
+  signingKey: KeyObject
+}): Buffer {
+  // subjectPublicKey BIT STRING contents are the last 65 bytes of a P-256 SPKI.
+  const keyId = createHash('sha1')
+    .update(o.spki.subarray(o.spki.length - 65))
+    .digest()
+  const tbs = seq(
+    tlv(0xa0, tlv(0x02, Buffer.from([2]))),
+    intFromHex(o.serialHex),
+    ecdsaWithSha256,
+    o.issuerDer,
+    seq(time(o.notBefore), time(o.notAfter)),
+    leafSubject,
+    o.spki,
+    tlv(
+      0xa3,
+      seq(
+        ...staticLeafExtensions,
+        ext('2.5.29.17', false, seq(tlv(0x86, Buffer.from(o.spiffeId, 'ascii')))),
+        ext('2.5.29.14', false, tlv(0x04, keyId)),
+        ext('2.5.29.35', false, seq(tlv(0x80, o.authorityKeyId))),
+      ),
+    ),
+  )
+  const sig = sign('sha256', tbs, o.signingKey)
+  return seq(tbs, ecdsaWithSha256, tlv(0x03, Buffer.from([0]), sig))
 }

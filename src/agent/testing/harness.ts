@@ -16,7 +16,10 @@ import { createFakeControlPort, type FakeControlPort } from './fake-control-port
  * A Workload API client built at run time from the proto with proto-loader, as any third-party
  * client would be: service `SpiffeWorkloadAPI`, no package.
  */
-export function createWorkloadClient(socketPath: string): grpc.Client & Record<string, unknown> {
+export function createWorkloadClient(
+  socketPath: string,
+  options: grpc.ChannelOptions = {},
+): grpc.Client & Record<string, unknown> {
   const def = protoLoader.loadSync(workloadProtoPath(), {
     keepCase: true,
     longs: String,
@@ -26,10 +29,14 @@ export function createWorkloadClient(socketPath: string): grpc.Client & Record<s
   })
   const loaded = grpc.loadPackageDefinition(def) as unknown as Record<
     string,
-    new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client & Record<string, unknown>
+    new (
+      addr: string,
+      creds: grpc.ChannelCredentials,
+      options: grpc.ChannelOptions,
+    ) => grpc.Client & Record<string, unknown>
   >
   const Ctor = loaded.SpiffeWorkloadAPI!
-  return new Ctor(`unix://${socketPath}`, grpc.credentials.createInsecure())
+  return new Ctor(`unix://${socketPath}`, grpc.credentials.createInsecure(), options)
 }
 
 export function headerMetadata(): grpc.Metadata {
