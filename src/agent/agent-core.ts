@@ -1,4 +1,4 @@
-import { X509Certificate, generateKeyPair, type KeyObject } from 'node:crypto'
+import { generateKeyPair, type KeyObject } from 'node:crypto'
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose'
 import type { JwtSvidResult, X509SvidResult } from '../ca/ca-types.js'
 import { TesseraError } from '../errors.js'
@@ -347,8 +347,9 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
         `server signed ${res.spiffeId}, not ${entry.spiffeId}`,
       )
     }
-    const leaf = new X509Certificate(res.certChain[0]!)
-    if (!spkiOf(leaf.publicKey).equals(spkiOf(publicKey))) {
+    // The leaf must carry the key we sent: its DER holds our SubjectPublicKeyInfo verbatim. (A byte
+    // search instead of parsing the certificate: this runs for every SVID of a start storm.)
+    if (!res.certChain[0]!.includes(spkiOf(publicKey))) {
       throw new TesseraError('TSR_AGENT_SIGNING', 'server returned a certificate for another key')
     }
     return res

@@ -249,7 +249,9 @@ export async function createFakeControlPort(
           r.publicKey,
           e.x509SvidTtl ?? options.defaultX509Ttl ?? 3600,
         )
-        issued.push({ entryId: r.entryId, keyHash: publicKeyHash(r.publicKey), serial: res.serial })
+        const spki = r.publicKey.export({ type: 'spki', format: 'der' })
+        const keyHash = createHash('sha256').update(spki).digest('hex')
+        issued.push({ entryId: r.entryId, keyHash, serial: res.serial })
         out.push(res)
       }
       return out
