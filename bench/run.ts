@@ -11,6 +11,11 @@ const benchmarks: Record<
       'ingest the seeded 1,000,000-identity sample into PostgreSQL and PGlite, then time filtered and as-of queries',
     load: () => import('./inventory.js'),
   },
+  'workload-api': {
+    summary:
+      'FetchX509SVID p50/p99 with a warm cache, and a start storm of 10,000 workloads (real signing)',
+    load: () => import('./workload-api.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

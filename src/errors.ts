@@ -33,6 +33,9 @@ export const errorCatalog = {
   TSR_AGENT_BANNED: { status: 403, title: 'agent banned' },
   TSR_AGENT_NOT_AUTHORIZED: { status: 403, title: 'entry not served by this agent' },
   TSR_CONTROL_UNAVAILABLE: { status: 503, title: 'control plane not available' },
+  TSR_AGENT_NATIVE: { status: 500, title: 'peer-credentials addon unavailable' },
+  TSR_AGENT_SOCKET: { status: 500, title: 'workload API socket unusable' },
+  TSR_AGENT_SIGNING: { status: 503, title: 'SVID signing failed' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -10,6 +10,7 @@ import { registerLoginCommand } from './commands/login.js'
 import { registerRevokeCommand } from './commands/revoke.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
+import { registerSvidCommands } from './commands/svid.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -54,6 +55,7 @@ ${exitCodesHelp}`,
   registerTokenCommands(program, ctx)
   // The lead's agent runner takes this command over; list/ban are the admin half.
   addAgentAdminCommands(program.command('agent').description('node agents'), ctx)
+  registerSvidCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

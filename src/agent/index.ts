@@ -1,0 +1,8 @@
+export type { AgentControlPort } from './agent-ports.js'
+export { createAgentCore, type AgentCore, type AgentCoreDeps } from './agent-core.js'
+export type { WorkloadAttestor } from './attestor.js'
+export { createK8sAttestor } from './k8s-attestor.js'
+export { loadPeerCredentials } from './peercred.js'
+export { startAgent, type AgentConfig, type RunningAgent } from './start-agent.js'
+export { runSvidHelper, writeSvidFiles } from './svid-helper.js'
+export { createUnixAttestor } from './unix-attestor.js'
