@@ -26,6 +26,11 @@ export interface AgentControlClientOptions {
   clock?: Clock
   /** Reconnect backoff (default 250 ms doubling to 30 s, ±20% jitter). */
   backoff?: { initialMs?: number; maxMs?: number }
+  /**
+   * How often the deny-list is polled (default 1 s; public and incremental, so each poll is one
+   * small request). Revocations reach the agent's workloads within this plus one stream push.
+   */
+  revocationPollMs?: number
   /** A stream silent this long is considered dead (default 45 s; the server beats every 15 s). */
   staleAfterMs?: number
   random?: () => number
@@ -133,6 +138,10 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
   let loop: Promise<void> | undefined
   let firstSync: { resolve: () => void; reject: (err: unknown) => void } | undefined
   let renewing: Promise<void> | undefined
+  const revoked = new Map<number, Revocation>()
+  let revocationCursor = 0
+  let revocationLoop: Promise<void> | undefined
+  const revocationPollMs = options.revocationPollMs ?? 1000
 
   const notify = (what: 'entries' | 'bundles' | 'revocations') => {
     for (const l of listeners) {
@@ -415,10 +424,62 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
     }
   }
 
+  /** Pulls deny-list entries newer than the cursor; drops the ones that have lapsed. */
+  async function pollRevocations(signal: AbortSignal): Promise<void> {
+    const res = await doFetch(`${base}/v1/revocations?after=${revocationCursor}`, {
+      headers: { accept: 'application/json' },
+      signal,
+    })
+    if (!res.ok) throw await problem(res, 'deny-list')
+    const page = (await res.json()) as {
+      items: {
+        id: number
+        targetType: Revocation['targetType']
+        value: string
+        reason: string | null
+        createdAt: string
+        expiresAt: string | null
+      }[]
+      latest: number
+    }
+    let changed = false
+    for (const r of page.items) {
+      revoked.set(r.id, {
+        targetType: r.targetType,
+        value: r.value,
+        createdAt: new Date(r.createdAt),
+        ...(r.reason ? { reason: r.reason } : {}),
+        ...(r.expiresAt ? { expiresAt: new Date(r.expiresAt) } : {}),
+      })
+      changed = true
+    }
+    revocationCursor = Math.max(revocationCursor, page.latest)
+    const now = clock.now().getTime()
+    for (const [id, r] of revoked) {
+      if (r.expiresAt && r.expiresAt.getTime() <= now) {
+        revoked.delete(id)
+        changed = true
+      }
+    }
+    if (changed) notify('revocations')
+  }
+
+  async function runRevocations(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await pollRevocations(signal)
+      } catch (err) {
+        if (signal.aborted) break
+        emit({ type: 'disconnected', error: `deny-list: ${(err as Error).message}` })
+      }
+      await abortable(signal, revocationPollMs)
+    }
+  }
+
   return {
     entries: () => entries,
     bundles: () => bundles,
-    revocations: (): readonly Revocation[] => [],
+    revocations: (): readonly Revocation[] => [...revoked.values()],
     onChange(listener) {
       listeners.add(listener)
       return () => listeners.delete(listener)
@@ -452,12 +513,15 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
         firstSync = { resolve, reject }
       })
       loop = run(lifecycle.signal)
+      revocationLoop = runRevocations(lifecycle.signal)
       return ready
     },
     async stop() {
       lifecycle?.abort()
       await loop
+      await revocationLoop
       loop = undefined
+      revocationLoop = undefined
       isConnected = false
     },
   }
