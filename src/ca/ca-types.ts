@@ -9,8 +9,11 @@ export interface IssueContext {
 
 export interface X509SvidRequest {
   spiffeId: string
-  /** The workload's public key (ECDSA P-256 by default); the CA never sees the private key. */
-  publicKey: KeyObject
+  /**
+   * The workload's public key (ECDSA P-256 by default); the CA never sees the private key. A
+   * KeyObject, or its SubjectPublicKeyInfo DER as received on the wire (cheaper: no re-encoding).
+   */
+  publicKey: KeyObject | Uint8Array
   /** Seconds; capped at the signing CA's own expiry. Default 3600. */
   ttlSeconds?: number
   dnsNames?: readonly string[]

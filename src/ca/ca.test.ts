@@ -133,6 +133,37 @@ for (const backend of testBackends()) {
         },
       ])
       assert.equal(long!.notAfter.getTime(), new Date(caCert.validTo).getTime())
+      // SPKI DER requests (as on the wire) and DNS SANs.
+      const der = workloadKey().publicKey.export({ type: 'spki', format: 'der' })
+      const [withDns] = await ca.signX509Svids([
+        {
+          spiffeId: 'spiffe://example.org/dns',
+          publicKey: der,
+          dnsNames: ['web.example.org', '*.web.example.org'],
+        },
+      ])
+      const ext = readCertificateExtensions(withDns!.certChain[0]!)
+      assert.deepEqual(ext.uris, ['spiffe://example.org/dns'])
+      assert.deepEqual(ext.dnsNames, ['web.example.org', '*.web.example.org'])
+      assert.ok(
+        new X509Certificate(withDns!.certChain[0]!).publicKey
+          .export({ type: 'spki', format: 'der' })
+          .equals(der),
+      )
+      assert.equal(
+        validateX509Svid(withDns!.certChain, await ca.bundle(), clock.now()).spiffeId,
+        'spiffe://example.org/dns',
+      )
+      await assert.rejects(
+        ca.signX509Svids([
+          {
+            spiffeId: 'spiffe://example.org/x',
+            publicKey: workloadKey().publicKey,
+            dnsNames: ['bad name'],
+          },
+        ]),
+        { code: 'TSR_VALIDATION' },
+      )
       const pk = workloadKey().publicKey
       await assert.rejects(
         ca.signX509Svids([{ spiffeId: 'spiffe://other.org/x', publicKey: pk }]),

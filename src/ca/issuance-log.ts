@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import type { Store } from '../store/store.js'
 
 /** One issued SVID as recorded in `issuance`. */
@@ -38,7 +39,7 @@ const columns = [
 ] as const
 
 export function createIssuanceLog(deps: {
-  store: Pick<Store, 'bulkInsert'>
+  store: Pick<Store, 'bulkInsert'> & Partial<Pick<Store, 'db' | 'backend'>>
   /** Rows per insert at most (default 5,000). */
   maxBatch?: number
 }): IssuanceLog {
@@ -52,6 +53,51 @@ export function createIssuanceLog(deps: {
   }
   let writing = false
 
+  async function write(rows: IssuanceRecord[]): Promise<void> {
+    const { db, backend } = deps.store
+    if (backend === 'pglite' && db !== undefined) {
+      // The embedded store runs on this thread: one JSON parameter expanded by json_to_recordset
+      // costs a fraction of a multi-row INSERT with ten bind parameters per row (measured).
+      const json = JSON.stringify(
+        rows.map((r) => ({
+          svid_type: r.svidType,
+          serial: r.serial ?? null,
+          jti: r.jti ?? null,
+          spiffe_id: r.spiffeId,
+          entry_id: r.entryId ?? null,
+          agent_id: r.agentId ?? null,
+          not_before: r.notBefore.toISOString(),
+          not_after: r.notAfter.toISOString(),
+          public_key_hash: r.publicKeyHash ?? null,
+          issued_at: r.issuedAt.toISOString(),
+        })),
+      )
+      await sql`insert into issuance (${sql.raw(columns.join(', '))})
+        select ${sql.raw(columns.join(', '))} from json_to_recordset(${json}::json) as x(
+          svid_type text, serial text, jti text, spiffe_id text, entry_id uuid, agent_id uuid,
+          not_before timestamptz, not_after timestamptz, public_key_hash text, issued_at timestamptz)`.execute(
+        db,
+      )
+      return
+    }
+    await deps.store.bulkInsert(
+      'issuance',
+      columns,
+      rows.map((r) => [
+        r.svidType,
+        r.serial ?? null,
+        r.jti ?? null,
+        r.spiffeId,
+        r.entryId ?? null,
+        r.agentId ?? null,
+        r.notBefore,
+        r.notAfter,
+        r.publicKeyHash ?? null,
+        r.issuedAt,
+      ]),
+    )
+  }
+
   async function drain(): Promise<void> {
     writing = true
     try {
@@ -60,24 +106,7 @@ export function createIssuanceLog(deps: {
         pending = { rows: [], waiters: [] }
         try {
           for (let i = 0; i < batch.rows.length; i += maxBatch) {
-            await deps.store.bulkInsert(
-              'issuance',
-              columns,
-              batch.rows
-                .slice(i, i + maxBatch)
-                .map((r) => [
-                  r.svidType,
-                  r.serial ?? null,
-                  r.jti ?? null,
-                  r.spiffeId,
-                  r.entryId ?? null,
-                  r.agentId ?? null,
-                  r.notBefore,
-                  r.notAfter,
-                  r.publicKeyHash ?? null,
-                  r.issuedAt,
-                ]),
-            )
+            await write(batch.rows.slice(i, i + maxBatch))
           }
           for (const w of batch.waiters) w.resolve()
         } catch (err) {

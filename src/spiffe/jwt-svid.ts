@@ -50,10 +50,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
 function decodeSegment(segment: string, what: string): Record<string, unknown> {
   let text: string
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(segment, 'base64url'))
+    text = utf8.decode(Buffer.from(segment, 'base64url'))
   } catch {
     throw bad(`the JWT ${what} is not UTF-8`, 'malformed')
   }

@@ -16,69 +16,99 @@ export interface StrictJsonOptions {
 }
 
 export function parseStrictJson(text: string, options: StrictJsonOptions): unknown {
-  const maxDepth = options.maxDepth ?? 64
-  let i = 0
-  const fail = (message: string): never => {
-    throw new TesseraError(options.code, `${options.what} is not valid JSON: ${message}`, {
-      details: { offset: i },
-    })
+  if (typeof text !== 'string') {
+    throw new TesseraError(options.code, `${options.what} is not valid JSON: not a string`)
+  }
+  return new Parser(text, options).parse()
+}
+
+const numberPattern = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y
+const hex4 = /^[0-9a-fA-F]{4}$/
+
+/** One parse: the state lives on the instance, so no closures are made per call. */
+class Parser {
+  private i = 0
+  private readonly maxDepth: number
+  private readonly text: string
+  private readonly options: StrictJsonOptions
+
+  constructor(text: string, options: StrictJsonOptions) {
+    this.text = text
+    this.options = options
+    this.maxDepth = options.maxDepth ?? 64
   }
 
-  const ws = () => {
+  parse(): unknown {
+    const result = this.value(0)
+    this.ws()
+    if (this.i !== this.text.length) this.fail(`trailing data at ${this.i}`)
+    return result
+  }
+
+  private fail(message: string): never {
+    throw new TesseraError(
+      this.options.code,
+      `${this.options.what} is not valid JSON: ${message}`,
+      { details: { offset: this.i } },
+    )
+  }
+
+  private ws(): void {
+    const text = this.text
     for (;;) {
-      const c = text.charCodeAt(i)
-      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++
+      const c = text.charCodeAt(this.i)
+      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) this.i++
       else return
     }
   }
 
-  const value = (depth: number): unknown => {
-    ws()
-    const c = text[i]
-    if (c === '{') return object(depth + 1)
-    if (c === '[') return array(depth + 1)
-    if (c === '"') return string()
-    if (c === 't') return literal('true', true)
-    if (c === 'f') return literal('false', false)
-    if (c === 'n') return literal('null', null)
-    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return number()
-    return fail(c === undefined ? 'unexpected end' : `unexpected character at ${i}`)
+  private value(depth: number): unknown {
+    this.ws()
+    const c = this.text[this.i]
+    if (c === '{') return this.object(depth + 1)
+    if (c === '[') return this.array(depth + 1)
+    if (c === '"') return this.string()
+    if (c === 't') return this.literal('true', true)
+    if (c === 'f') return this.literal('false', false)
+    if (c === 'n') return this.literal('null', null)
+    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.number()
+    return this.fail(c === undefined ? 'unexpected end' : `unexpected character at ${this.i}`)
   }
 
-  const literal = (word: string, v: unknown): unknown => {
-    if (text.startsWith(word, i)) {
-      i += word.length
+  private literal(word: string, v: unknown): unknown {
+    if (this.text.startsWith(word, this.i)) {
+      this.i += word.length
       return v
     }
-    return fail(`unexpected token at ${i}`)
+    return this.fail(`unexpected token at ${this.i}`)
   }
 
-  const number = (): number => {
-    const m = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y
-    m.lastIndex = i
-    const found = m.exec(text)
-    if (!found) return fail(`bad number at ${i}`)
-    i += found[0].length
+  private number(): number {
+    numberPattern.lastIndex = this.i
+    const found = numberPattern.exec(this.text)
+    if (!found) return this.fail(`bad number at ${this.i}`)
+    this.i += found[0].length
     return Number(found[0])
   }
 
-  const string = (): string => {
-    i++ // opening quote
+  private string(): string {
+    const text = this.text
+    this.i++ // opening quote
     let out = ''
-    let start = i
+    let start = this.i
     for (;;) {
-      if (i >= text.length) return fail('unterminated string')
-      const c = text.charCodeAt(i)
+      if (this.i >= text.length) return this.fail('unterminated string')
+      const c = text.charCodeAt(this.i)
       if (c === 0x22) {
-        out += text.slice(start, i)
-        i++
+        out += text.slice(start, this.i)
+        this.i++
         return out
       }
-      if (c < 0x20) return fail(`control character in string at ${i}`)
+      if (c < 0x20) return this.fail(`control character in string at ${this.i}`)
       if (c === 0x5c) {
-        out += text.slice(start, i)
-        const e = text[i + 1]
-        i += 2
+        out += text.slice(start, this.i)
+        const e = text[this.i + 1]
+        this.i += 2
         switch (e) {
           case '"':
           case '\\':
@@ -101,88 +131,84 @@ export function parseStrictJson(text: string, options: StrictJsonOptions): unkno
             out += '\t'
             break
           case 'u': {
-            const hex = text.slice(i, i + 4)
-            if (!/^[0-9a-fA-F]{4}$/.test(hex)) return fail(`bad \\u escape at ${i}`)
+            const hex = text.slice(this.i, this.i + 4)
+            if (!hex4.test(hex)) return this.fail(`bad \\u escape at ${this.i}`)
             out += String.fromCharCode(parseInt(hex, 16))
-            i += 4
+            this.i += 4
             break
           }
           default:
-            return fail(`bad escape at ${i - 1}`)
+            return this.fail(`bad escape at ${this.i - 1}`)
         }
-        start = i
+        start = this.i
         continue
       }
-      i++
+      this.i++
     }
   }
 
-  const array = (depth: number): unknown[] => {
-    if (depth > maxDepth) return fail('nested too deeply')
-    i++
+  private array(depth: number): unknown[] {
+    if (depth > this.maxDepth) return this.fail('nested too deeply')
+    this.i++
     const out: unknown[] = []
-    ws()
-    if (text[i] === ']') {
-      i++
+    this.ws()
+    if (this.text[this.i] === ']') {
+      this.i++
       return out
     }
     for (;;) {
-      out.push(value(depth))
-      ws()
-      if (text[i] === ',') {
-        i++
+      out.push(this.value(depth))
+      this.ws()
+      const c = this.text[this.i]
+      if (c === ',') {
+        this.i++
         continue
       }
-      if (text[i] === ']') {
-        i++
+      if (c === ']') {
+        this.i++
         return out
       }
-      return fail(`expected , or ] at ${i}`)
+      return this.fail(`expected , or ] at ${this.i}`)
     }
   }
 
-  const object = (depth: number): Record<string, unknown> => {
-    if (depth > maxDepth) return fail('nested too deeply')
-    i++
+  private object(depth: number): Record<string, unknown> {
+    if (depth > this.maxDepth) return this.fail('nested too deeply')
+    this.i++
     const out = Object.create(null) as Record<string, unknown>
     const seen = new Set<string>()
-    ws()
-    if (text[i] === '}') {
-      i++
+    this.ws()
+    if (this.text[this.i] === '}') {
+      this.i++
       return out
     }
     for (;;) {
-      ws()
-      if (text[i] !== '"') return fail(`expected a key at ${i}`)
-      const key = string()
+      this.ws()
+      if (this.text[this.i] !== '"') return this.fail(`expected a key at ${this.i}`)
+      const key = this.string()
       if (seen.has(key)) {
         throw new TesseraError(
-          options.code,
-          `${options.what} has the key ${JSON.stringify(key.slice(0, 100))} twice`,
+          this.options.code,
+          `${this.options.what} has the key ${JSON.stringify(key.slice(0, 100))} twice`,
           { details: { duplicateKey: key.slice(0, 100) } },
         )
       }
       seen.add(key)
-      ws()
-      if (text[i] !== ':') return fail(`expected : at ${i}`)
-      i++
-      out[key] = value(depth)
-      ws()
-      if (text[i] === ',') {
-        i++
+      this.ws()
+      if (this.text[this.i] !== ':') return this.fail(`expected : at ${this.i}`)
+      this.i++
+      out[key] = this.value(depth)
+      this.ws()
+      const c = this.text[this.i]
+      if (c === ',') {
+        this.i++
         continue
       }
-      if (text[i] === '}') {
-        i++
+      if (c === '}') {
+        this.i++
         return out
       }
-      return fail(`expected , or } at ${i}`)
+      return this.fail(`expected , or } at ${this.i}`)
     }
   }
-
-  if (typeof text !== 'string') return fail('not a string')
-  const result = value(0)
-  ws()
-  if (i !== text.length) fail(`trailing data at ${i}`)
-  return result
 }
