@@ -15,6 +15,7 @@ const benchmarks: Record<
     summary:
       'FetchX509SVID p50/p99 with a warm cache, and a start storm of 10,000 workloads (real signing)',
     load: () => import('./workload-api.js'),
+  },
   issuance: {
     summary:
       'X.509-SVIDs and JWT-SVIDs per second on one core beside the raw crypto.sign P-256 rate',
