@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander'
 import { systemClock } from '../runtime/clock.js'
-import { addAgentAdminCommands } from './commands/agent-admin.js'
+import { registerAgentCommand } from './commands/agent.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
 
 import { registerFederationCommands } from './commands/federation.js'
@@ -53,8 +53,7 @@ ${exitCodesHelp}`,
   registerFederationCommands(program, ctx)
   registerEntryCommands(program, ctx)
   registerTokenCommands(program, ctx)
-  // The lead's agent runner takes this command over; list/ban are the admin half.
-  addAgentAdminCommands(program.command('agent').description('node agents'), ctx)
+  registerAgentCommand(program, ctx)
   registerSvidCommands(program, ctx)
 
   applyToAll(program, (cmd) => {

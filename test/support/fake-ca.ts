@@ -1,5 +1,5 @@
 import 'reflect-metadata'
-import { createPublicKey, randomBytes, randomUUID, webcrypto, type KeyObject } from 'node:crypto'
+import { createPublicKey, KeyObject, randomBytes, randomUUID, webcrypto } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
 import { importJWK, jwtVerify, SignJWT, exportJWK, type JWK } from 'jose'
 import type {
@@ -140,7 +140,11 @@ export async function createFakeCa(trustDomain: string, clock: Clock): Promise<F
         const cert = await makeLeafCert({
           issuer: root,
           issuerKey: rootKeys.privateKey,
-          publicKey: (await toCryptoKey(r.publicKey)) as never,
+          publicKey: (await toCryptoKey(
+            r.publicKey instanceof KeyObject
+              ? r.publicKey
+              : createPublicKey({ key: Buffer.from(r.publicKey), format: 'der', type: 'spki' }),
+          )) as never,
           uri: r.spiffeId,
           ...(r.dnsNames ? { dns: [...r.dnsNames] } : {}),
           notBefore,
