@@ -21,6 +21,8 @@ export const errorCatalog = {
   TSR_OBSERVATION_INVALID: { status: 422, title: 'invalid observation' },
   TSR_IMPORT_FILE: { status: 400, title: 'import file unreadable' },
   TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
+  TSR_DISCOVERY_INPUT: { status: 422, title: 'discovery input unreadable' },
+  TSR_DISCOVERY_SOURCE: { status: 502, title: 'discovery source unreachable' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

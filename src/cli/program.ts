@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { systemClock } from '../runtime/clock.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
+import { registerDiscoverCommands } from './commands/discover.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerServerCommand } from './commands/server.js'
@@ -42,6 +43,7 @@ ${exitCodesHelp}`,
   registerInventoryCommands(program, ctx)
   registerApiTokenCommands(program, ctx)
   registerLoginCommand(program, ctx)
+  registerDiscoverCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -7,6 +7,8 @@ import { systemClock, type Clock } from '../runtime/clock.js'
 import { openStore, type Store } from '../store/store.js'
 import { buildApp, redactPaths } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
+import type { Inventory } from '../inventory/inventory-types.js'
+import type { DiscoveryScheduler } from '../discovery/scheduler.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -26,6 +28,8 @@ export interface ServerOptions {
   bodyLimit?: number
   metricsRequireToken?: boolean
   clock?: Clock
+  /** Discovery sources file (docs/connectors.md): sources with an `interval` run on a schedule. */
+  sourcesFile?: string
 }
 
 export interface RunningServer {
@@ -53,6 +57,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       : { backend: 'pglite', dataDir: options.dataDir ?? defaultDataDir },
   )
   let app: FastifyInstance | undefined
+  let discovery: DiscoveryScheduler | undefined
   try {
     const logger = pino(
       {
@@ -62,6 +67,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       options.log ?? pino.destination(1),
     )
     const inventory = createInventory({ store, clock })
+    // Loaded before listening, so a bad sources file stops the start; scheduled after it.
+    discovery = options.sourcesFile
+      ? await loadDiscovery(options.sourcesFile, inventory, clock, logger)
+      : undefined
     app = await buildApp({
       store,
       inventory,
@@ -97,6 +106,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     // next start from making one.
     const admin = await ensureAdminToken(store, clock)
     if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
+    discovery?.start()
+    const scheduled = discovery
     const listening = app
     let closing: Promise<void> | undefined
     return {
@@ -106,6 +117,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       close: () =>
         (closing ??= (async () => {
           try {
+            await scheduled?.stop()
             await listening.close()
           } finally {
             await store.close()
@@ -113,8 +125,36 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         })()),
     }
   } catch (err) {
+    await discovery?.stop()
     await app?.close()
     await store.close()
     throw err
   }
+}
+
+/** Loads the sources file (a bad one stops the start, naming every problem); not yet started. */
+async function loadDiscovery(
+  file: string,
+  inventory: Inventory,
+  clock: Clock,
+  logger: pino.Logger,
+): Promise<DiscoveryScheduler> {
+  const [{ loadSourcesFile }, { createDiscoveryScheduler }, { nodeFileReader }] = await Promise.all(
+    [
+      import('../discovery/sources.js'),
+      import('../discovery/scheduler.js'),
+      import('../discovery/files.js'),
+    ],
+  )
+  const sources = await loadSourcesFile(file, process.env)
+  const scheduler = createDiscoveryScheduler({
+    sources,
+    runner: { inventory, context: { clock, files: nodeFileReader } },
+    log: logger.child({ component: 'discovery' }),
+  })
+  logger.info(
+    { sources: sources.filter((s) => s.intervalMs !== undefined).map((s) => s.name) },
+    'discovery schedule loaded',
+  )
+  return scheduler
 }

@@ -1,0 +1,7 @@
+import { createAwsConnector } from './aws/aws-connector.js'
+import type { ConnectorFactory, ConnectorKind } from './connector.js'
+
+/** Every built-in connector by kind; a new kind fails to compile until it is registered here. */
+export const connectorFactories = {
+  aws: createAwsConnector,
+} satisfies Record<ConnectorKind, ConnectorFactory>
