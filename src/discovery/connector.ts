@@ -21,7 +21,7 @@ export interface Connector {
   discover(ctx: DiscoverContext): AsyncIterable<Observation>
 }
 
-export const connectorKinds = ['aws'] as const
+export const connectorKinds = ['aws', 'kubernetes'] as const
 export type ConnectorKind = (typeof connectorKinds)[number]
 
 /** The side effects a connector may use; tests pass their own. */

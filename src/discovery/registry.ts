@@ -1,7 +1,9 @@
 import { createAwsConnector } from './aws/aws-connector.js'
+import { createKubernetesConnector } from './kubernetes/kubernetes-connector.js'
 import type { ConnectorFactory, ConnectorKind } from './connector.js'
 
 /** Every built-in connector by kind; a new kind fails to compile until it is registered here. */
 export const connectorFactories = {
   aws: createAwsConnector,
+  kubernetes: createKubernetesConnector,
 } satisfies Record<ConnectorKind, ConnectorFactory>
