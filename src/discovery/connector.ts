@@ -21,7 +21,7 @@ export interface Connector {
   discover(ctx: DiscoverContext): AsyncIterable<Observation>
 }
 
-export const connectorKinds = ['aws', 'kubernetes'] as const
+export const connectorKinds = ['aws', 'kubernetes', 'certificates', 'tls'] as const
 export type ConnectorKind = (typeof connectorKinds)[number]
 
 /** The side effects a connector may use; tests pass their own. */
@@ -53,6 +53,8 @@ export interface TlsTarget {
   port: number
   servername?: string
   timeoutMs?: number
+  /** Verify against these CA certificates (PEM) instead of the default roots. */
+  ca?: Buffer
 }
 
 export interface TlsChain {

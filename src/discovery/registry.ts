@@ -1,4 +1,6 @@
 import { createAwsConnector } from './aws/aws-connector.js'
+import { createCertificatesConnector } from './certificates/certificates-connector.js'
+import { createTlsConnector } from './certificates/tls-connector.js'
 import { createKubernetesConnector } from './kubernetes/kubernetes-connector.js'
 import type { ConnectorFactory, ConnectorKind } from './connector.js'
 
@@ -6,4 +8,6 @@ import type { ConnectorFactory, ConnectorKind } from './connector.js'
 export const connectorFactories = {
   aws: createAwsConnector,
   kubernetes: createKubernetesConnector,
+  certificates: createCertificatesConnector,
+  tls: createTlsConnector,
 } satisfies Record<ConnectorKind, ConnectorFactory>

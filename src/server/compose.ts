@@ -139,17 +139,17 @@ async function loadDiscovery(
   clock: Clock,
   logger: pino.Logger,
 ): Promise<DiscoveryScheduler> {
-  const [{ loadSourcesFile }, { createDiscoveryScheduler }, { nodeFileReader }] = await Promise.all(
-    [
+  const [{ loadSourcesFile }, { createDiscoveryScheduler }, { nodeFileReader }, { nodeTlsProbe }] =
+    await Promise.all([
       import('../discovery/sources.js'),
       import('../discovery/scheduler.js'),
       import('../discovery/files.js'),
-    ],
-  )
+      import('../discovery/certificates/tls-probe.js'),
+    ])
   const sources = await loadSourcesFile(file, process.env)
   const scheduler = createDiscoveryScheduler({
     sources,
-    runner: { inventory, context: { clock, files: nodeFileReader } },
+    runner: { inventory, context: { clock, files: nodeFileReader, tls: nodeTlsProbe } },
     log: logger.child({ component: 'discovery' }),
   })
   logger.info(

@@ -4,6 +4,7 @@ import type { Connector, SourceRunStats, TlsProbe } from '../../discovery/index.
 import { TesseraError } from '../../errors.js'
 import type { CommandContext } from '../context.js'
 import { exitCodes } from '../exit-codes.js'
+import { intOption } from '../options.js'
 import { createDelayedProgress, formatCount } from '../progress.js'
 import { renderTable, type Column } from '../table.js'
 
@@ -49,6 +50,123 @@ See docs/connectors.md for the sources file and each connector's options.`,
       )
       await ctx.out(g.json ? JSON.stringify({ sources: results }) + '\n' : renderRunTable(results))
     })
+
+  registerTls(discover, ctx)
+}
+
+interface SeenCertificate {
+  endpoint: string
+  position: number
+  subject: string
+  issuer: string
+  notAfter: string
+  key: string
+  verified: boolean
+  verifyError?: string
+  spiffeIds: string[]
+  dns: string[]
+}
+
+function registerTls(discover: Command, ctx: CommandContext): void {
+  discover
+    .command('tls')
+    .description('read the certificate chains live TLS endpoints serve, and ingest them')
+    .argument('<endpoint...>', 'host:port (port 443 when omitted), [v6]:port')
+    .option('--sni <name>', 'server name to send (default: the host, unless it is an IP address)')
+    .option('--ca <file>', 'verify against these CA certificates (PEM) instead of the system roots')
+    .option('--timeout <ms>', 'connect and handshake timeout', intOption(100, 120_000), 10_000)
+    .option('--source <name>', 'source of the facts', 'tls')
+    .addHelpText(
+      'after',
+      `
+Verification is recorded, not enforced: an expired or self-signed chain is still read. The run is
+a delta run (it never closes facts of other endpoints). Exit code 1 when an endpoint could not be
+read.`,
+    )
+    .action(
+      async (
+        endpoints: string[],
+        opts: { sni?: string; ca?: string; timeout: number; source: string },
+        cmd: Command,
+      ) => {
+        const g = ctx.globals(cmd)
+        const { createTlsConnector } = await import('../../discovery/certificates/tls-connector.js')
+        const made = createTlsConnector({
+          name: opts.source,
+          scope: 'delta',
+          options: {
+            endpoints,
+            timeoutMs: opts.timeout,
+            ...(opts.sni ? { sni: opts.sni } : {}),
+            ...(opts.ca ? { caFile: resolve(opts.ca) } : {}),
+          },
+          baseDir: process.cwd(),
+          env: ctx.io.env,
+        })
+        if (!made.ok) throw new TesseraError('TSR_VALIDATION', made.problems.join('; '))
+        const inner = made.connector
+        const seen: SeenCertificate[] = []
+        const tapped: Connector = {
+          ...inner,
+          async *discover(dctx) {
+            const creds = new Map<string, Record<string, unknown>>()
+            for await (const o of inner.discover(dctx)) {
+              if (o.type === 'credential')
+                creds.set(o.ref, { ...o.attributes, notAfter: o.expiresAt, issuer: o.issuer })
+              if (o.type === 'location' && o.path?.startsWith('tls://')) {
+                const a = creds.get(o.credential) ?? {}
+                seen.push({
+                  endpoint: o.path.slice('tls://'.length),
+                  position: Number(o.attributes?.chainPosition ?? 0),
+                  subject: String(a.subject ?? ''),
+                  issuer: String(a.issuer ?? ''),
+                  notAfter: String(a.notAfter ?? ''),
+                  key: `${String(a.keyType)}${a.keySize ? ` ${String(a.keySize)}` : ''}`,
+                  verified: o.attributes?.verified === true,
+                  ...(o.attributes?.verifyError
+                    ? { verifyError: String(o.attributes.verifyError) }
+                    : {}),
+                  spiffeIds: (a.spiffeIds as string[] | undefined) ?? [],
+                  dns: (a.dns as string[] | undefined) ?? [],
+                })
+              }
+              yield o
+            }
+          },
+        }
+        const [stats] = await runAndReport(ctx, cmd, [tapped], g.json)
+        seen.sort((a, b) =>
+          a.endpoint === b.endpoint ? a.position - b.position : a.endpoint < b.endpoint ? -1 : 1,
+        )
+        if (g.json) {
+          await ctx.out(JSON.stringify({ certificates: seen, run: stats }) + '\n')
+          return
+        }
+        await ctx.out(
+          renderTable(
+            [
+              { header: 'ENDPOINT', value: (r: SeenCertificate) => r.endpoint },
+              { header: '#', value: (r) => r.position, align: 'right' },
+              { header: 'SUBJECT', value: (r) => r.subject, maxWidth: 48, truncate: 'middle' },
+              {
+                header: 'SANS',
+                value: (r) => [...r.spiffeIds, ...r.dns].join(' '),
+                maxWidth: 48,
+                truncate: 'middle',
+              },
+              { header: 'ISSUER', value: (r) => r.issuer, maxWidth: 40, truncate: 'middle' },
+              { header: 'NOT AFTER', value: (r) => r.notAfter.slice(0, 10) },
+              { header: 'KEY', value: (r) => r.key },
+              {
+                header: 'VERIFIED',
+                value: (r) => (r.verified ? 'yes' : `no (${r.verifyError ?? 'unknown'})`),
+              },
+            ],
+            seen,
+          ) + (stats ? renderRunTable([stats]) : ''),
+        )
+      },
+    )
 }
 
 /** Runs connectors against the command's backend with a progress line; notes every problem. */
@@ -61,6 +179,7 @@ export async function runAndReport(
 ): Promise<SourceRunStats[]> {
   const { runConnector } = await import('../../discovery/runner.js')
   const { nodeFileReader } = await import('../../discovery/files.js')
+  const { nodeTlsProbe } = await import('../../discovery/certificates/tls-probe.js')
   return ctx.withBackend(cmd, async (backend) => {
     const progress = createDelayedProgress({
       enabled: ctx.io.stderr.isTTY === true && !json,
@@ -75,7 +194,7 @@ export async function runAndReport(
         const stats = await runConnector(
           {
             inventory: backend.inventory,
-            context: { clock: ctx.io.clock, files: nodeFileReader, ...extra },
+            context: { clock: ctx.io.clock, files: nodeFileReader, tls: nodeTlsProbe, ...extra },
           },
           connector,
           {

@@ -81,3 +81,14 @@ export function lineColumn(text: string, offset: number): { line: number; column
 export function byteOffset(text: string, offset: number): number {
   return Buffer.byteLength(text.slice(0, offset), 'utf8')
 }
+
+/** A TesseraError as it is; anything else as an input error naming the file. */
+export function asInputError(err: unknown, file: string): TesseraError {
+  if (err instanceof TesseraError) return err
+  return inputError(
+    file,
+    `cannot read: ${(err as NodeJS.ErrnoException)?.code ?? String(err)}`,
+    {},
+    err,
+  )
+}
