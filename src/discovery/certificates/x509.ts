@@ -43,7 +43,7 @@ export function describeCertificate(input: Buffer | string): CertificateFacts {
     fixedBits[keyType] ??
     null
   const sans = parseSubjectAltName(cert.subjectAltName)
-  let selfSigned = false
+  let selfSigned: boolean
   try {
     selfSigned = cert.checkIssued(cert) && cert.verify(key)
   } catch {
