@@ -1,6 +1,7 @@
 import { createAwsConnector } from './aws/aws-connector.js'
 import { createCertificatesConnector } from './certificates/certificates-connector.js'
 import { createTlsConnector } from './certificates/tls-connector.js'
+import { createSshConnector } from './ssh/ssh-connector.js'
 import { createKubernetesConnector } from './kubernetes/kubernetes-connector.js'
 import type { ConnectorFactory, ConnectorKind } from './connector.js'
 
@@ -10,4 +11,5 @@ export const connectorFactories = {
   kubernetes: createKubernetesConnector,
   certificates: createCertificatesConnector,
   tls: createTlsConnector,
+  ssh: createSshConnector,
 } satisfies Record<ConnectorKind, ConnectorFactory>
