@@ -6,7 +6,6 @@ import type {
   LocationObservation,
   NodeType,
   Observation,
-  OwnerObservation,
   ResourceObservation,
 } from '../inventory/observation.js'
 import type { EdgeType } from '../store/schema.js'
@@ -15,13 +14,16 @@ type Omit2<T> = Omit<T, 'type' | 'source'>
 
 /**
  * Gathers a connector's facts so that each is emitted once, in an order the inventory can follow
- * (owners, resources, identities, credentials, locations, grants, edges): grants of one identity on
- * one resource through one policy merge their actions, edges between the same two nodes merge their
- * attributes, and the first identity with a ref wins over later mentions (an external principal
- * named in a trust policy never overrides the account's own description of it).
+ * (resources, identities, credentials, locations, grants, edges): grants of one identity on one
+ * resource through one policy merge their actions, edges between the same two nodes merge their
+ * attributes, and the first identity with a ref wins over later mentions.
+ *
+ * A connector describes only what its source owns. A principal of another account or platform that
+ * it merely names (a trust policy's principal, an IRSA role) is the far end of an edge, never an
+ * identity fact: the inventory keys facts by ref, and two sources writing one fact would take it
+ * from each other on every run.
  */
 export function createCollector(source: string) {
-  const owners = new Map<string, OwnerObservation>()
   const resources = new Map<string, ResourceObservation>()
   const identities = new Map<string, IdentityObservation>()
   const mentioned = new Map<string, IdentityObservation>()
@@ -49,18 +51,12 @@ export function createCollector(source: string) {
       const i = identities.get(ref)
       if (i) fn(i)
     },
-    /** An owner named by a tag or label: a person when it looks like an email, else a team. */
+    /**
+     * An owner named by a tag or label. Only the ref goes on the identity: owner facts come from the
+     * people and team sources (HR, SCIM, CSV). A connector that also wrote the owner would fight
+     * any other source naming the same team, since a fact belongs to the source that last wrote it.
+     */
     owner(ref: string): string {
-      if (!owners.has(ref)) {
-        owners.set(ref, {
-          type: 'owner',
-          source,
-          ref,
-          ownerType: ref.includes('@') ? 'person' : 'team',
-          name: ref,
-          ...(ref.includes('@') ? { email: ref } : {}),
-        })
-      }
       return ref
     },
     resource(o: Omit2<ResourceObservation>): void {
@@ -116,7 +112,6 @@ export function createCollector(source: string) {
       } else if (attributes) e.attributes = mergeAttributes(e.attributes ?? {}, attributes)
     },
     *drain(): Generator<Observation> {
-      yield* owners.values()
       yield* resources.values()
       yield* identities.values()
       for (const [ref, i] of mentioned) if (!identities.has(ref)) yield i

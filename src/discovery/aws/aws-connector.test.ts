@@ -34,18 +34,10 @@ describe('aws connector on the sample exports', () => {
     const role = ids.get(`arn:aws:iam::${A}:role/service-role/payments-api`)!
     assert.equal(role.kind, 'iam_role')
     assert.equal(role.lastUsedAt, '2026-11-19T22:41:15.000Z')
-    // External principals are identities too, marked external.
-    assert.equal(ids.get('aws-service:ec2.amazonaws.com')!.attributes?.external, true)
-    assert.equal(ids.get('arn:aws:iam::100000000001:root')!.kind, 'iam_user')
-
-    const owners = byType(r.observations, 'owner')
-    assert.deepEqual(owners.map((o) => [o.ref, o.ownerType]).sort(), [
-      ['ana.costa@acme.example', 'person'],
-      ['billing-core', 'team'],
-      ['data-core', 'team'],
-      ['payments-core', 'team'],
-      ['platform-core', 'team'],
-    ])
+    // Principals outside the export are only the far end of their edge, never facts of this source.
+    assert.equal(ids.get('aws-service:ec2.amazonaws.com'), undefined)
+    assert.equal(ids.get('arn:aws:iam::100000000001:root'), undefined)
+    assert.deepEqual(byType(r.observations, 'owner'), [])
 
     const creds = new Map(byType(r.observations, 'credential').map((c) => [c.ref, c]))
     const key1 = creds.get(`aws-key:arn:aws:iam::${A}:user/service/svc-billing-sync#1`)!
@@ -110,9 +102,9 @@ describe('aws connector on the sample exports', () => {
     const oidc = assume.find((e) => e.to.ref.endsWith('github-actions-deploy'))!
     assert.deepEqual(oidc.attributes?.actions, ['sts:AssumeRoleWithWebIdentity'])
     assert.ok(JSON.stringify(oidc.attributes?.conditions).includes('repo:acme/payments'))
-    // The same ARN described by the export and named in a trust policy is one identity, not external.
+    // The same ARN described by the export and named in a trust policy is described once, fully.
     assert.equal(
-      ids.get(`arn:aws:iam::${A}:role/service-role/payments-api`)!.attributes?.external,
+      ids.get(`arn:aws:iam::${A}:role/service-role/payments-api`)!.attributes?.notInExport,
       undefined,
     )
   })
@@ -156,12 +148,7 @@ describe('aws connector on the sample exports', () => {
       r.errors[0]!.message,
       /\$\.RoleDetailList\[1\]\.AssumeRolePolicyDocument: policy document/,
     )
-    assert.equal(
-      byType(r.observations, 'identity').filter(
-        (i) => i.kind === 'iam_role' && !i.attributes?.external,
-      ).length,
-      4,
-    )
+    assert.equal(byType(r.observations, 'identity').filter((i) => i.kind === 'iam_role').length, 4)
   })
 
   it('reports a truncated credential report row by line and keeps the others', async () => {

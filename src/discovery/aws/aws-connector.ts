@@ -169,6 +169,11 @@ function readAuthorizationDetails(
     })
   }
 
+  const accounts = new Set(
+    [...objects(d.UserDetailList), ...objects(d.RoleDetailList)]
+      .map((x) => parseArn(str(x.Arn) ?? '')?.account)
+      .filter((a): a is string => a !== undefined),
+  )
   const groups = new Map<string, Json>()
   for (const g of objects(d.GroupDetailList)) {
     const name = str(g.GroupName)
@@ -260,7 +265,7 @@ function readAuthorizationDetails(
             continue
           }
           if (p.type === 'CanonicalUser') continue
-          const from = principalIdentity(c, p.type, p.value)
+          const from = principalIdentity(c, p.type, p.value, accounts)
           c.edge(
             'can_assume',
             { type: 'identity', ref: from },
@@ -304,50 +309,30 @@ function readAuthorizationDetails(
 }
 
 /**
- * A trust-policy principal as an identity. Principals outside the export (another account, a
- * service, an identity provider) become identities marked `external`; the export's own users and
- * roles keep their own description (the collector keeps the first).
+ * A trust-policy principal as an identity ref. A user or role of an account in this export that the
+ * export does not list is still this source's to describe (mentioned, kept only if nothing else
+ * describes it); another account's principals, AWS services and identity providers are only the far
+ * end of the `can_assume` edge.
  */
 function principalIdentity(
   c: Collector,
   type: 'AWS' | 'Service' | 'Federated',
   value: string,
+  accounts: ReadonlySet<string>,
 ): string {
-  if (type === 'AWS') {
-    const ref = awsPrincipalRef(value)
-    const arn = parseArn(ref)
-    const res = arn?.resource ?? ref
-    const kind =
-      res.startsWith('role/') || res.startsWith('assumed-role/') ? 'iam_role' : 'iam_user'
+  if (type === 'Service') return `aws-service:${value}`
+  if (type === 'Federated') return value.startsWith('arn:') ? value : `aws-federated:${value}`
+  const ref = awsPrincipalRef(value)
+  const arn = parseArn(ref)
+  if (arn && accounts.has(arn.account) && arn.resource !== 'root') {
+    const kind = arn.resource.startsWith('role/') ? 'iam_role' : 'iam_user'
     c.mentionedIdentity({
       ref,
       kind,
-      name:
-        res === 'root'
-          ? `account ${arn?.account ?? ref} (root)`
-          : res.replace(/^(user|role)\//, ''),
-      attributes: { external: true, principalType: 'AWS', account: arn?.account ?? null },
+      name: arn.resource.replace(/^.*\//, ''),
+      attributes: { account: arn.account, notInExport: true },
     })
-    return ref
   }
-  if (type === 'Service') {
-    const ref = `aws-service:${value}`
-    c.mentionedIdentity({
-      ref,
-      kind: 'service_account',
-      name: value,
-      attributes: { external: true, principalType: 'Service' },
-    })
-    return ref
-  }
-  const ref = value.startsWith('arn:') ? value : `aws-federated:${value}`
-  const provider = parseArn(value)?.resource.replace(/^(oidc|saml)-provider\//, '') ?? value
-  c.mentionedIdentity({
-    ref,
-    kind: 'oauth_app',
-    name: provider,
-    attributes: { external: true, principalType: 'Federated' },
-  })
   return ref
 }
 

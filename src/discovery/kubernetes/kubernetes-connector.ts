@@ -181,12 +181,6 @@ class ClusterModel {
     // Workload identity federation: the account may act as a cloud identity.
     const awsRole = str(annotations['eks.amazonaws.com/role-arn'])
     if (awsRole) {
-      this.c.mentionedIdentity({
-        ref: awsRole,
-        kind: 'iam_role',
-        name: awsRole.replace(/^.*:role\//, ''),
-        attributes: { external: true },
-      })
       this.c.edge(
         'can_assume',
         { type: 'identity', ref },
@@ -196,12 +190,6 @@ class ClusterModel {
     }
     const gcpSa = str(annotations['iam.gke.io/gcp-service-account'])
     if (gcpSa) {
-      this.c.mentionedIdentity({
-        ref: gcpSa,
-        kind: 'service_account',
-        name: gcpSa,
-        attributes: { external: true },
-      })
       this.c.edge(
         'can_assume',
         { type: 'identity', ref },
