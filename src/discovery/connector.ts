@@ -21,7 +21,15 @@ export interface Connector {
   discover(ctx: DiscoverContext): AsyncIterable<Observation>
 }
 
-export const connectorKinds = ['aws', 'kubernetes', 'certificates', 'tls', 'ssh'] as const
+export const connectorKinds = [
+  'aws',
+  'kubernetes',
+  'certificates',
+  'tls',
+  'ssh',
+  'gcp',
+  'azure',
+] as const
 export type ConnectorKind = (typeof connectorKinds)[number]
 
 /** The side effects a connector may use; tests pass their own. */

@@ -1,3 +1,5 @@
+import { createAzureConnector } from './azure/azure-connector.js'
+import { createGcpConnector } from './gcp/gcp-connector.js'
 import { createAwsConnector } from './aws/aws-connector.js'
 import { createCertificatesConnector } from './certificates/certificates-connector.js'
 import { createTlsConnector } from './certificates/tls-connector.js'
@@ -12,4 +14,6 @@ export const connectorFactories = {
   certificates: createCertificatesConnector,
   tls: createTlsConnector,
   ssh: createSshConnector,
+  gcp: createGcpConnector,
+  azure: createAzureConnector,
 } satisfies Record<ConnectorKind, ConnectorFactory>

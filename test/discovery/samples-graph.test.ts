@@ -119,6 +119,20 @@ for (const backend of testBackends()) {
       assert.equal(root.kind, 'ssh_principal')
       assert.ok(root.edges.some((e: { edgeType: string }) => e.edgeType === 'uses_credential'))
 
+      const etl = await get(
+        `/v1/identities/${encodeURIComponent('payments-etl@acme-data.iam.gserviceaccount.com')}`,
+      )
+      assert.equal(etl.credentials.length, 3)
+      assert.ok(
+        etl.grants.some((g: { actions: string[] }) => g.actions.includes('roles/bigquery.jobUser')),
+      )
+      const app = await get(
+        `/v1/identities/${encodeURIComponent('azure:app:bcd0536d-ac06-4ec2-b0a8-07cd40cf0fd2')}`,
+      )
+      assert.equal(app.owner, 'payments-core')
+      assert.ok(app.credentials.some((c: { preview: string }) => c.preview === 'Qx7…'))
+      assert.ok(app.edges.some((e: { edgeType: string }) => e.edgeType === 'depends_on'))
+
       const svid = await get(
         `/v1/identities/${encodeURIComponent('spiffe://acme.example/ns/payments/sa/payments-api')}`,
       )

@@ -31,6 +31,21 @@ export const sampleSources: {
     type: 'ssh',
     options: { paths: ['ssh/bastion', 'ssh/keys'] },
   },
+  {
+    name: 'gcp:data',
+    type: 'gcp',
+    options: {
+      serviceAccounts: 'gcp/service-accounts.json',
+      keys: ['gcp/keys-payments-etl.json', 'gcp/keys-legacy-airflow.json'],
+      iamPolicy: 'gcp/iam-policy.json',
+      project: 'acme-data',
+    },
+  },
+  {
+    name: 'azure:corp',
+    type: 'azure',
+    options: { apps: 'azure/apps.json', servicePrincipals: 'azure/service-principals.json' },
+  },
 ]
 
 /** The sample PKCS#12 password (documented in examples/README.md). */
