@@ -29,6 +29,7 @@ export const connectorKinds = [
   'ssh',
   'gcp',
   'azure',
+  'github',
 ] as const
 export type ConnectorKind = (typeof connectorKinds)[number]
 

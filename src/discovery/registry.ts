@@ -1,4 +1,5 @@
 import { createAzureConnector } from './azure/azure-connector.js'
+import { createGithubConnector } from './github/github-connector.js'
 import { createGcpConnector } from './gcp/gcp-connector.js'
 import { createAwsConnector } from './aws/aws-connector.js'
 import { createCertificatesConnector } from './certificates/certificates-connector.js'
@@ -16,4 +17,5 @@ export const connectorFactories = {
   ssh: createSshConnector,
   gcp: createGcpConnector,
   azure: createAzureConnector,
+  github: createGithubConnector,
 } satisfies Record<ConnectorKind, ConnectorFactory>

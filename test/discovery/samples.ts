@@ -46,6 +46,7 @@ export const sampleSources: {
     type: 'azure',
     options: { apps: 'azure/apps.json', servicePrincipals: 'azure/service-principals.json' },
   },
+  { name: 'github:acme', type: 'github', options: { file: 'github/acme-org.json' } },
 ]
 
 /** The sample PKCS#12 password (documented in examples/README.md). */
