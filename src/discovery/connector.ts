@@ -30,6 +30,7 @@ export const connectorKinds = [
   'gcp',
   'azure',
   'github',
+  'vault',
 ] as const
 export type ConnectorKind = (typeof connectorKinds)[number]
 

@@ -5,6 +5,7 @@ import { createAwsConnector } from './aws/aws-connector.js'
 import { createCertificatesConnector } from './certificates/certificates-connector.js'
 import { createTlsConnector } from './certificates/tls-connector.js'
 import { createSshConnector } from './ssh/ssh-connector.js'
+import { createVaultConnector } from './vault/vault-connector.js'
 import { createKubernetesConnector } from './kubernetes/kubernetes-connector.js'
 import type { ConnectorFactory, ConnectorKind } from './connector.js'
 
@@ -18,4 +19,5 @@ export const connectorFactories = {
   gcp: createGcpConnector,
   azure: createAzureConnector,
   github: createGithubConnector,
+  vault: createVaultConnector,
 } satisfies Record<ConnectorKind, ConnectorFactory>

@@ -133,6 +133,19 @@ for (const backend of testBackends()) {
       assert.ok(app.credentials.some((c: { preview: string }) => c.preview === 'Qx7…'))
       assert.ok(app.edges.some((e: { edgeType: string }) => e.edgeType === 'depends_on'))
 
+      const approle = await get(
+        `/v1/identities/${encodeURIComponent('vault://main/auth/approle/role/payments-api')}`,
+      )
+      assert.deepEqual(
+        approle.credentials.map((c: { credentialType: string }) => c.credentialType).sort(),
+        ['client_secret', 'token'],
+      )
+      assert.ok(
+        approle.grants.some((g: { via: string }) =>
+          g.via.endsWith('/sys/policies/acl/payments-read'),
+        ),
+      )
+
       const svid = await get(
         `/v1/identities/${encodeURIComponent('spiffe://acme.example/ns/payments/sa/payments-api')}`,
       )

@@ -47,6 +47,7 @@ export const sampleSources: {
     options: { apps: 'azure/apps.json', servicePrincipals: 'azure/service-principals.json' },
   },
   { name: 'github:acme', type: 'github', options: { file: 'github/acme-org.json' } },
+  { name: 'vault:main', type: 'vault', options: { file: 'vault/acme-vault.json' } },
 ]
 
 /** The sample PKCS#12 password (documented in examples/README.md). */

@@ -15,6 +15,8 @@ export interface JsonResult {
   /** The whole document, or the valid part of it (undefined when nothing was). */
   value: unknown
   error?: TesseraError
+  /** Where the error is, as keys and indexes (the first is the top-level member or element). */
+  errorPath?: (string | number)[]
 }
 
 export const maxJsonDepth = 512
@@ -35,6 +37,7 @@ export function parseJsonInput(input: Buffer | string, file: string): JsonResult
     const { line, column } = lineColumn(text, err.offset)
     return {
       value: err.partial,
+      errorPath: [...err.path],
       error: inputError(file, `invalid JSON: ${err.reason}`, {
         path: formatPath(err.path),
         line,
