@@ -10,7 +10,8 @@ import { buildApp } from '../../src/server/app.js'
 import { createApiToken } from '../../src/server/auth/api-tokens.js'
 import type { Store } from '../../src/store/index.js'
 import { testBackends } from '../support/stores.js'
-import { sampleConnectors, sampleSources } from './samples.js'
+import { readFileSync } from 'node:fs'
+import { examplesDir, sampleConnectors, sampleSourceNames } from './samples.js'
 
 const A = '210987654321'
 const paymentsRole = `arn:aws:iam::${A}:role/service-role/payments-api`
@@ -23,10 +24,10 @@ for (const backend of testBackends()) {
     let app: FastifyInstance
     let token: string
     const clock = createFixedClock('2026-11-20T12:00:00Z')
-    const run = () =>
+    const run = async () =>
       runConnectors(
         { inventory, context: { clock, files: nodeFileReader, tls: nodeTlsProbe } },
-        sampleConnectors(),
+        await sampleConnectors(),
       )
 
     before(async () => {
@@ -59,7 +60,7 @@ for (const backend of testBackends()) {
       const stats = await run()
       assert.deepEqual(
         stats.map((s) => s.source),
-        sampleSources.map((s) => s.name),
+        sampleSourceNames,
       )
       for (const s of stats) {
         assert.deepEqual(s.problems, [], s.source)
@@ -166,6 +167,41 @@ for (const backend of testBackends()) {
       const types = new Set(g.edges.map((e: { edgeType: string }) => e.edgeType))
       for (const t of ['runs_as', 'can_assume', 'has_grant', 'uses_credential'])
         assert.ok(types.has(t), t)
+    })
+
+    it('never stores secret material from the samples', async () => {
+      const everything: string[] = []
+      for await (const o of inventory.exportObservations()) everything.push(JSON.stringify(o))
+      for (const table of [
+        'identity',
+        'credential',
+        'credential_location',
+        'grant',
+        'edge',
+        'resource',
+      ]) {
+        const rows = await store.db
+          .selectFrom(table as 'identity')
+          .selectAll()
+          .execute()
+        everything.push(JSON.stringify(rows))
+      }
+      const all = everything.join('\n')
+      const planted = [
+        'Kx9-sample-ledger-pw', // in a Kubernetes secret's data (base64)
+        'changeit-sample', // the PKCS#12 password
+        'ZGVwbG95OnNhbXBsZS1yZWdpc3RyeS1wdw', // registry auth inside a dockerconfigjson
+      ]
+      // A line of each private key's body.
+      for (const f of [
+        'ssh/keys/legacy_rsa.pem',
+        'ssh/keys/id_ed25519_deploy',
+        'ssh/bastion/home/ci/.ssh/id_ecdsa',
+      ]) {
+        planted.push(readFileSync(examplesDir + f, 'utf8').split('\n')[3]!)
+      }
+      for (const p of planted)
+        assert.ok(!all.includes(p), `found planted material ${p.slice(0, 6)}…`)
     })
 
     it('a second ingest of the same samples changes nothing', async () => {

@@ -1,67 +1,25 @@
-import {
-  connectorFactories,
-  type Connector,
-  type ConnectorKind,
-} from '../../src/discovery/index.js'
+import type { Connector } from '../../src/discovery/index.js'
+import { loadSourcesFile } from '../../src/discovery/sources.js'
 
 export const examplesDir = new URL('../../examples/', import.meta.url).pathname
 
-/** Every connector over its sample export, as a sources file would configure it. */
-export const sampleSources: {
-  name: string
-  type: ConnectorKind
-  options: Record<string, unknown>
-}[] = [
-  {
-    name: 'aws:prod',
-    type: 'aws',
-    options: {
-      authorizationDetails: 'aws/authorization-details.json',
-      credentialReport: 'aws/credential-report.csv',
-    },
-  },
-  { name: 'k8s:prod-eu', type: 'kubernetes', options: { file: 'kubernetes/cluster-dump.json' } },
-  {
-    name: 'certs:edge',
-    type: 'certificates',
-    options: { paths: 'certificates', passwordEnv: 'SAMPLE_P12_PASSWORD' },
-  },
-  {
-    name: 'ssh:bastion-1.prod.acme.example',
-    type: 'ssh',
-    options: { paths: ['ssh/bastion', 'ssh/keys'] },
-  },
-  {
-    name: 'gcp:data',
-    type: 'gcp',
-    options: {
-      serviceAccounts: 'gcp/service-accounts.json',
-      keys: ['gcp/keys-payments-etl.json', 'gcp/keys-legacy-airflow.json'],
-      iamPolicy: 'gcp/iam-policy.json',
-      project: 'acme-data',
-    },
-  },
-  {
-    name: 'azure:corp',
-    type: 'azure',
-    options: { apps: 'azure/apps.json', servicePrincipals: 'azure/service-principals.json' },
-  },
-  { name: 'github:acme', type: 'github', options: { file: 'github/acme-org.json' } },
-  { name: 'vault:main', type: 'vault', options: { file: 'vault/acme-vault.json' } },
-]
+/** The sources file that configures every connector over its sample export. */
+export const sampleSourcesFile = examplesDir + 'tessera-sources.yaml'
 
 /** The sample PKCS#12 password (documented in examples/README.md). */
 export const sampleEnv = { SAMPLE_P12_PASSWORD: 'changeit-sample' }
 
-export function sampleConnectors(): Connector[] {
-  return sampleSources.map((s) => {
-    const made = connectorFactories[s.type]({
-      name: s.name,
-      options: s.options,
-      baseDir: examplesDir,
-      env: sampleEnv,
-    })
-    if (!made.ok) throw new Error(`${s.name}: ${made.problems.join('; ')}`)
-    return made.connector
-  })
+export async function sampleConnectors(): Promise<Connector[]> {
+  return (await loadSourcesFile(sampleSourcesFile, sampleEnv)).map((s) => s.connector)
 }
+
+export const sampleSourceNames = [
+  'aws:prod',
+  'k8s:prod-eu',
+  'certs:edge',
+  'ssh:bastion-1.prod.acme.example',
+  'gcp:data',
+  'azure:corp',
+  'github:acme',
+  'vault:main',
+]
