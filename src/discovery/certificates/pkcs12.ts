@@ -33,22 +33,22 @@ export async function readPkcs12Certificates(der: Buffer, password: string): Pro
             maxBuffer: 16 << 20,
           },
           (err, stdout, stderr) => {
-            if (err)
-              reject(
-                new Pkcs12Error(
-                  /mac verify|invalid password/i.test(stderr)
-                    ? 'wrong password'
-                    : firstLine(stderr),
-                ),
-              )
-            else resolve(stdout)
+            if (!err) return resolve(stdout)
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+              return reject(new Pkcs12Error('needs the openssl command, which is not installed'))
+            }
+            const wrong = /mac verify|invalid password/i.test(stderr)
+            reject(new Pkcs12Error(wrong ? 'wrong password' : firstLine(stderr)))
           },
         )
       })
     try {
       return await run(false)
     } catch (err) {
-      if (err instanceof Pkcs12Error && err.message === 'wrong password') throw err
+      const final =
+        err instanceof Pkcs12Error &&
+        (err.message === 'wrong password' || err.message.startsWith('needs the openssl'))
+      if (final) throw err
       return await run(true)
     }
   } finally {
