@@ -36,6 +36,8 @@ export const errorCatalog = {
   TSR_AGENT_NATIVE: { status: 500, title: 'peer-credentials addon unavailable' },
   TSR_AGENT_SOCKET: { status: 500, title: 'workload API socket unusable' },
   TSR_AGENT_SIGNING: { status: 503, title: 'SVID signing failed' },
+  TSR_DISCOVERY_INPUT: { status: 422, title: 'discovery input unreadable' },
+  TSR_DISCOVERY_SOURCE: { status: 502, title: 'discovery source unreachable' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -5,6 +5,7 @@ import { registerApiTokenCommands } from './commands/api-token.js'
 
 import { registerFederationCommands } from './commands/federation.js'
 import { registerEntryCommands } from './commands/entry.js'
+import { registerDiscoverCommands } from './commands/discover.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerRevokeCommand } from './commands/revoke.js'
@@ -55,6 +56,7 @@ ${exitCodesHelp}`,
   registerTokenCommands(program, ctx)
   registerAgentCommand(program, ctx)
   registerSvidCommands(program, ctx)
+  registerDiscoverCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -19,6 +19,8 @@ import { systemClock, type Clock } from '../runtime/clock.js'
 import { openStore, type Store } from '../store/store.js'
 import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
+import type { Inventory } from '../inventory/inventory-types.js'
+import type { DiscoveryScheduler } from '../discovery/scheduler.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -46,6 +48,8 @@ export interface ServerOptions {
   federationPollMs?: number
   /** SPIFFE control plane: CA, node attestors (docs/attestation.md). */
   control?: AppDeps['control']
+  /** Discovery sources file (docs/connectors.md): sources with an `interval` run on a schedule. */
+  sourcesFile?: string
 }
 
 export interface RunningServer {
@@ -81,6 +85,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let ca: RunningCa | undefined
   let bundleEndpoint: BundleEndpoint | undefined
   let federationTimer: NodeJS.Timeout | undefined
+  let discovery: DiscoveryScheduler | undefined
   try {
     const logger = pino(
       {
@@ -155,6 +160,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         'SPIFFE bundle endpoint listening',
       )
     }
+    // Loaded before listening, so a bad sources file stops the start; scheduled after it.
+    discovery = options.sourcesFile
+      ? await loadDiscovery(options.sourcesFile, inventory, clock, logger)
+      : undefined
     app = await buildApp({
       store,
       inventory,
@@ -197,6 +206,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     // next start from making one.
     const admin = await ensureAdminToken(store, clock)
     if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
+    discovery?.start()
+    const scheduled = discovery
     const listening = app
     const runningCa = ca
     const endpoint = bundleEndpoint
@@ -215,6 +226,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           clearInterval(timer)
           await endpoint?.close()
           try {
+            await scheduled?.stop()
             await listening.close()
           } finally {
             await store.close()
@@ -225,8 +237,36 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     ca?.stop()
     clearInterval(federationTimer)
     await bundleEndpoint?.close()
+    await discovery?.stop()
     await app?.close()
     await store.close()
     throw err
   }
+}
+
+/** Loads the sources file (a bad one stops the start, naming every problem); not yet started. */
+async function loadDiscovery(
+  file: string,
+  inventory: Inventory,
+  clock: Clock,
+  logger: pino.Logger,
+): Promise<DiscoveryScheduler> {
+  const [{ loadSourcesFile }, { createDiscoveryScheduler }, { nodeFileReader }, { nodeTlsProbe }] =
+    await Promise.all([
+      import('../discovery/sources.js'),
+      import('../discovery/scheduler.js'),
+      import('../discovery/files.js'),
+      import('../discovery/certificates/tls-probe.js'),
+    ])
+  const sources = await loadSourcesFile(file, process.env)
+  const scheduler = createDiscoveryScheduler({
+    sources,
+    runner: { inventory, context: { clock, files: nodeFileReader, tls: nodeTlsProbe } },
+    log: logger.child({ component: 'discovery' }),
+  })
+  logger.info(
+    { sources: sources.filter((s) => s.intervalMs !== undefined).map((s) => s.name) },
+    'discovery schedule loaded',
+  )
+  return scheduler
 }

@@ -20,44 +20,55 @@ export function registerServerCommand(program: Command, ctx: CommandContext): vo
     .addOption(
       new Option('--log-level <level>', 'log level').argParser(oneOf(logLevels)).default('info'),
     )
+    .option(
+      '--sources <file>',
+      'discovery sources file: sources with an interval run on a schedule (or TESSERA_SOURCES)',
+    )
     .addHelpText(
       'after',
       `
 The first start of a store prints an admin API token once; keep it (e.g. tessera login).
 stdout: the banner (with --json one line {"url","adminToken"}); stderr: JSON logs.`,
     )
-    .action(async (opts: { host: string; port: number; logLevel: string }, cmd: Command) => {
-      const g = ctx.globals(cmd)
-      if (g.server !== undefined) {
-        throw new TesseraError('TSR_VALIDATION', '--server does not apply to "tessera server"')
-      }
-      if (g.dataDir !== undefined && g.database !== undefined) {
-        throw new TesseraError('TSR_VALIDATION', 'give either --data-dir or --database, not both')
-      }
-      const [{ startServer }, { pino }] = await Promise.all([
-        import('../../server/compose.js'),
-        import('pino'),
-      ])
-      const databaseUrl =
-        g.database ??
-        (g.dataDir === undefined ? ctx.io.env.TESSERA_DATABASE_URL || undefined : undefined)
-      const server = await startServer({
-        ...(databaseUrl ? { databaseUrl } : { dataDir: resolve(g.dataDir ?? '.tessera') }),
-        host: opts.host,
-        port: opts.port,
-        logLevel: opts.logLevel,
-        log: pino.destination({ dest: 2, sync: false }),
-      })
-      if (g.json) {
-        await ctx.out(
-          JSON.stringify({ url: server.url, adminToken: server.adminToken ?? null }) + '\n',
-        )
-      } else {
-        await ctx.out(banner(server.url, server.store.location, server.adminToken))
-      }
-      await waitForSignal()
-      await server.close()
-    })
+    .action(
+      async (
+        opts: { host: string; port: number; logLevel: string; sources?: string },
+        cmd: Command,
+      ) => {
+        const g = ctx.globals(cmd)
+        if (g.server !== undefined) {
+          throw new TesseraError('TSR_VALIDATION', '--server does not apply to "tessera server"')
+        }
+        if (g.dataDir !== undefined && g.database !== undefined) {
+          throw new TesseraError('TSR_VALIDATION', 'give either --data-dir or --database, not both')
+        }
+        const [{ startServer }, { pino }] = await Promise.all([
+          import('../../server/compose.js'),
+          import('pino'),
+        ])
+        const databaseUrl =
+          g.database ??
+          (g.dataDir === undefined ? ctx.io.env.TESSERA_DATABASE_URL || undefined : undefined)
+        const sourcesFile = opts.sources ?? (ctx.io.env.TESSERA_SOURCES || undefined)
+        const server = await startServer({
+          ...(databaseUrl ? { databaseUrl } : { dataDir: resolve(g.dataDir ?? '.tessera') }),
+          host: opts.host,
+          port: opts.port,
+          logLevel: opts.logLevel,
+          log: pino.destination({ dest: 2, sync: false }),
+          ...(sourcesFile ? { sourcesFile: resolve(sourcesFile) } : {}),
+        })
+        if (g.json) {
+          await ctx.out(
+            JSON.stringify({ url: server.url, adminToken: server.adminToken ?? null }) + '\n',
+          )
+        } else {
+          await ctx.out(banner(server.url, server.store.location, server.adminToken))
+        }
+        await waitForSignal()
+        await server.close()
+      },
+    )
 }
 
 function banner(url: string, location: string, adminToken: string | undefined): string {

@@ -1,0 +1,5 @@
+export * from './connector.js'
+export { connectorFactories } from './registry.js'
+export { nodeFileReader } from './files.js'
+export { loadSourcesFile, parseSources, selectSources, type SourceConfig } from './sources.js'
+export { runConnector, runConnectors, type SourceRunStats, type RunProgress } from './runner.js'
