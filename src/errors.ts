@@ -21,6 +21,8 @@ export const errorCatalog = {
   TSR_OBSERVATION_INVALID: { status: 422, title: 'invalid observation' },
   TSR_IMPORT_FILE: { status: 400, title: 'import file unreadable' },
   TSR_CLIENT_HTTP: { status: 502, title: 'server request failed' },
+  TSR_SCANNER_RULES: { status: 400, title: 'invalid scanner rule set' },
+  TSR_SCANNER_GIT: { status: 500, title: 'git history unreadable' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -21,6 +21,8 @@ export interface Backend {
   readonly location: string
   readonly inventory: Inventory
   readonly tokens: TokenAdmin
+  /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
+  readonly store?: Store
   close(): Promise<void>
 }
 
@@ -125,6 +127,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
     location: store.location,
     inventory: createInventory({ store, clock }),
     tokens: localTokenAdmin(store, clock),
+    store,
     close: () => store.close(),
   }
 }

@@ -3,6 +3,7 @@ import { systemClock } from '../runtime/clock.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
+import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
@@ -42,6 +43,7 @@ ${exitCodesHelp}`,
   registerInventoryCommands(program, ctx)
   registerApiTokenCommands(program, ctx)
   registerLoginCommand(program, ctx)
+  registerScanCommand(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()
