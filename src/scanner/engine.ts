@@ -50,18 +50,31 @@ export function createDetector(rules: readonly RuleSpec[], key: Uint8Array): Det
       byKeyword.set(kw, list)
     }
   }
-  // Longest first, so that a keyword that is a prefix of another does not hide it.
   const keywords = [...byKeyword.keys()].sort((a, b) => b.length - a.length)
+  // A match of a keyword also stands for every keyword inside it ("accountkey=" holds
+  // "accountkey"): the alternation reports only one keyword per position.
+  const expanded = new Map<string, CompiledRule[]>()
+  for (const kw of keywords) {
+    const rulesFor = new Set<CompiledRule>()
+    for (const other of keywords) {
+      if (kw.includes(other)) for (const r of byKeyword.get(other)!) rulesFor.add(r)
+    }
+    expanded.set(kw, [...rulesFor])
+  }
   const prefilter = new RegExp(keywords.map(escapeRegex).join('|'), 'gi')
 
   function candidates(text: string): CompiledRule[] {
     const seen = new Set<string>()
     prefilter.lastIndex = 0
     let m: RegExpExecArray | null
-    while ((m = prefilter.exec(text)) !== null) seen.add(m[0].toLowerCase())
+    while ((m = prefilter.exec(text)) !== null) {
+      seen.add(m[0].toLowerCase())
+      // Resume at the next character, so overlapping keywords ("dd_api" in "dd_api_key") are seen.
+      prefilter.lastIndex = m.index + 1
+    }
     if (seen.size === 0) return []
     const rulesHit = new Set<CompiledRule>()
-    for (const kw of seen) for (const r of byKeyword.get(kw) ?? []) rulesHit.add(r)
+    for (const kw of seen) for (const r of expanded.get(kw) ?? []) rulesHit.add(r)
     return [...rulesHit].sort((a, b) => a.index - b.index)
   }
 

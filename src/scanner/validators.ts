@@ -94,8 +94,9 @@ export function plausibleGenericValue(value: string): boolean {
   if (/^(?:\/|\.\.?\/|~\/|[A-Za-z]:\\)/.test(value)) return false
   if (fileLike.test(value)) return false
   if (/^[A-Z][A-Z0-9_]*$/.test(value)) return false
-  if (/^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)+(?:\(\))?$/.test(value)) return false
-  if (/^[a-z]+(?:[-_][a-z]+)*$/.test(value)) return false
+  if (/^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)+(?:\(\))?[,;]?$/.test(value))
+    return false
+  if (/^[a-z]+(?:[-_][a-z]+)*$/i.test(value)) return false
   if (/^[a-z]+(?:[A-Z][a-z]+)+$/.test(value)) return false
   if (/^(?:true|false|null|none|nil|undefined)$/i.test(value)) return false
   // Template and interpolation syntax of many languages.

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto'
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto'
 import { base62Crc32 } from '../../src/scanner/validators.js'
 
 /**
@@ -95,7 +95,7 @@ function pemKey(kind: 'rsa' | 'ec' | 'dsa' | 'pkcs8' | 'enc' | 'openssh', rng: R
 /** A public key and a certificate-like block: decoys that must NOT be reported. */
 export function publicKeyPem(): string {
   const pem = pemKey('pkcs8', createRng(7))
-  return createPrivateKey(pem).export({ type: 'spki', format: 'pem' }) as string
+  return createPublicKey(pem).export({ type: 'spki', format: 'pem' }) as string
 }
 
 /**

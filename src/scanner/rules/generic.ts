@@ -65,7 +65,7 @@ export const genericRules: RuleSetSpec = {
         'privatekey',
         'credential',
       ],
-      regex: r`${names}[A-Za-z0-9_.-]{0,30}["']?\s*(?:[:=]|=>|:=)\s*["'](?<secret>[^"'\s]{8,200})["']`,
+      regex: r`${names}[A-Za-z0-9_.-]{0,30}(?<!id|name|file|path|url|uri|header|type|field|len|length|size)["']?\s*(?:[:=]|=>|:=)\s*["'](?<secret>[^"'\s]{8,200})["']`,
       flags: 'i',
       entropy: 3,
       validator: 'generic-value',

@@ -196,7 +196,7 @@ export const saasRules: RuleSetSpec = {
       severity: 'medium',
       credentialType: 'token',
       keywords: [':aa'],
-      regex: r`(?<![0-9A-Za-z])(?<secret>\d{8,10}:AA[0-9A-Za-z_-]{33})(?![0-9A-Za-z_-])`,
+      regex: r`(?<!\d)(?<secret>\d{8,10}:AA[0-9A-Za-z_-]{33})(?![0-9A-Za-z_-])`,
     },
     {
       id: 'vault-service-token',
