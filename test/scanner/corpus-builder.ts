@@ -12,11 +12,14 @@ export interface Label {
 
 class FileBuilder {
   readonly lines: string[] = []
-  constructor(
-    readonly path: string,
-    private readonly rng: Rng,
-    private readonly labels: Label[],
-  ) {}
+  readonly path: string
+  private readonly rng: Rng
+  private readonly labels: Label[]
+  constructor(path: string, rng: Rng, labels: Label[]) {
+    this.path = path
+    this.rng = rng
+    this.labels = labels
+  }
   add(...text: string[]): this {
     for (const t of text) this.lines.push(...t.split('\n'))
     return this
