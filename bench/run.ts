@@ -11,6 +11,11 @@ const benchmarks: Record<
       'ingest the seeded 1,000,000-identity sample into PostgreSQL and PGlite, then time filtered and as-of queries',
     load: () => import('./inventory.js'),
   },
+  scan: {
+    summary:
+      'generate a 200 MB corpus (files and git history), scan it, compare with secretlint, score the labelled corpus',
+    load: () => import('./scan.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -1,4 +1,5 @@
 import { fingerprintSecret, redactedPreview } from './fingerprint.js'
+import { createKeywordMatcher } from './keywords.js'
 import { allowMarker, isHashLine, isPlaceholder } from './suppress.js'
 import type { Finding, RuleSpec } from './types.js'
 import { normalisePemBody, runValidator, shannonEntropy } from './validators.js'
@@ -32,9 +33,8 @@ export interface Detector {
   readonly ruleCount: number
 }
 
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
+/** How far a multi-line rule may reach past its keyword (a 16384-bit RSA key is ~12 KB). */
+const multilineWindow = 16 * 1024
 
 export function createDetector(rules: readonly RuleSpec[], key: Uint8Array): Detector {
   const compiled: CompiledRule[] = rules.map((spec, index) => ({
@@ -42,47 +42,48 @@ export function createDetector(rules: readonly RuleSpec[], key: Uint8Array): Det
     index,
     re: new RegExp(spec.regex, `gd${spec.flags ?? ''}`),
   }))
-  const byKeyword = new Map<string, CompiledRule[]>()
-  for (const rule of compiled) {
-    for (const kw of rule.spec.keywords) {
-      const list = byKeyword.get(kw) ?? []
-      list.push(rule)
-      byKeyword.set(kw, list)
-    }
-  }
-  const keywords = [...byKeyword.keys()].sort((a, b) => b.length - a.length)
-  // A match of a keyword also stands for every keyword inside it ("accountkey=" holds
-  // "accountkey"): the alternation reports only one keyword per position.
-  const expanded = new Map<string, CompiledRule[]>()
-  for (const kw of keywords) {
-    const rulesFor = new Set<CompiledRule>()
-    for (const other of keywords) {
-      if (kw.includes(other)) for (const r of byKeyword.get(other)!) rulesFor.add(r)
-    }
-    expanded.set(kw, [...rulesFor])
-  }
-  const prefilter = new RegExp(keywords.map(escapeRegex).join('|'), 'gi')
+  const keywords = [...new Set(compiled.flatMap((r) => r.spec.keywords))]
+  const rulesOf = keywords.map((kw) => compiled.filter((r) => r.spec.keywords.includes(kw)))
+  const matcher = createKeywordMatcher(keywords)
 
-  function candidates(text: string): CompiledRule[] {
-    const seen = new Set<string>()
-    prefilter.lastIndex = 0
-    let m: RegExpExecArray | null
-    while ((m = prefilter.exec(text)) !== null) {
-      seen.add(m[0].toLowerCase())
-      // Resume at the next character, so overlapping keywords ("dd_api" in "dd_api_key") are seen.
-      prefilter.lastIndex = m.index + 1
-    }
-    if (seen.size === 0) return []
-    const rulesHit = new Set<CompiledRule>()
-    for (const kw of seen) for (const r of expanded.get(kw) ?? []) rulesHit.add(r)
-    return [...rulesHit].sort((a, b) => a.index - b.index)
+  /**
+   * The prefilter: one pass of the keyword automaton. A rule runs only on windows around its
+   * keywords' occurrences: the line of the occurrence, or up to `multilineWindow` characters
+   * after it for multi-line rules. Returns, per rule, its windows in text order, merged.
+   */
+  function windows(text: string): Map<CompiledRule, [number, number][]> {
+    const byRule = new Map<CompiledRule, [number, number][]>()
+    matcher.scan(text, (k, start) => {
+      const lineStart = text.lastIndexOf('\n', start) + 1
+      let lineEnd = -1
+      for (const rule of rulesOf[k]!) {
+        let list = byRule.get(rule)
+        if (list === undefined) byRule.set(rule, (list = []))
+        const last = list[list.length - 1]
+        if (last !== undefined && start < last[1]) continue
+        let end: number
+        if (rule.spec.multiline === true) {
+          end = Math.min(text.length, start + multilineWindow)
+        } else {
+          if (lineEnd < 0) {
+            lineEnd = text.indexOf('\n', start)
+            if (lineEnd < 0) lineEnd = text.length
+          }
+          end = lineEnd
+        }
+        if (last !== undefined && lineStart <= last[1]) last[1] = Math.max(last[1], end)
+        else list.push([lineStart, end])
+      }
+    })
+    return byRule
   }
 
   return {
     ruleCount: compiled.length,
     scan(text, source, counters) {
-      const hit = candidates(text)
-      if (hit.length === 0) return []
+      const byRule = windows(text)
+      if (byRule.size === 0) return []
+      const hit = [...byRule.keys()].sort((a, b) => a.index - b.index)
       let lineStarts: number[] | undefined
       const lineIndexAt = (offset: number): number => {
         if (lineStarts === undefined) {
@@ -114,33 +115,38 @@ export function createDetector(rules: readonly RuleSpec[], key: Uint8Array): Det
       }[] = []
       for (const rule of hit) {
         const spec = rule.spec
-        rule.re.lastIndex = 0
-        let m: RegExpExecArray | null
-        while ((m = rule.re.exec(text)) !== null) {
-          if (m[0].length === 0) {
-            rule.re.lastIndex++
-            continue
+        for (const [from, to] of byRule.get(rule)!) {
+          const part = text.slice(from, to)
+          rule.re.lastIndex = 0
+          let m: RegExpExecArray | null
+          while ((m = rule.re.exec(part)) !== null) {
+            if (m[0].length === 0) {
+              rule.re.lastIndex++
+              continue
+            }
+            const rel = m.indices?.groups?.secret ?? m.indices![0]!
+            const span: [number, number] = [rel[0] + from, rel[1] + from]
+            const matchIndex = m.index + from
+            const raw = m.groups?.secret ?? m[0]
+            const secret = spec.validator === 'pem-body' ? normalisePemBody(raw) : raw
+            if (secret.length < (spec.minLength ?? 1)) continue
+            if (spec.entropy !== undefined && shannonEntropy(secret) < spec.entropy) continue
+            if (spec.validator !== undefined && !runValidator(spec.validator, secret)) continue
+            // An earlier (more specific) rule already reported this text.
+            if (kept.some((k) => k.start < span[1] && span[0] < k.end)) continue
+            const li = lineIndexAt(matchIndex)
+            const line = lineText(li)
+            const suppressed =
+              (spec.noPlaceholderCheck !== true && isPlaceholder(secret)) ||
+              line.includes(allowMarker) ||
+              (li > 0 && lineText(li - 1).includes(`${allowMarker}-next-line`)) ||
+              (spec.validator === 'generic-value' && isHashLine(line))
+            if (suppressed) {
+              if (counters) counters.suppressed++
+              continue
+            }
+            kept.push({ rule, start: span[0], end: span[1], matchStart: matchIndex, secret })
           }
-          const span = m.indices?.groups?.secret ?? m.indices![0]!
-          const raw = m.groups?.secret ?? m[0]
-          const secret = spec.validator === 'pem-body' ? normalisePemBody(raw) : raw
-          if (secret.length < (spec.minLength ?? 1)) continue
-          if (spec.entropy !== undefined && shannonEntropy(secret) < spec.entropy) continue
-          if (spec.validator !== undefined && !runValidator(spec.validator, secret)) continue
-          // An earlier (more specific) rule already reported this text.
-          if (kept.some((k) => k.start < span[1] && span[0] < k.end)) continue
-          const li = lineIndexAt(m.index)
-          const line = lineText(li)
-          const suppressed =
-            (spec.noPlaceholderCheck !== true && isPlaceholder(secret)) ||
-            line.includes(allowMarker) ||
-            (li > 0 && lineText(li - 1).includes(`${allowMarker}-next-line`)) ||
-            (spec.validator === 'generic-value' && isHashLine(line))
-          if (suppressed) {
-            if (counters) counters.suppressed++
-            continue
-          }
-          kept.push({ rule, start: span[0], end: span[1], matchStart: m.index, secret })
         }
       }
       kept.sort((a, b) => a.matchStart - b.matchStart)

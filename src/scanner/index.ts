@@ -5,6 +5,7 @@ export { findingsToObservations, credentialRef } from './observations.js'
 export { groupByFingerprint, toJson, toSarif, type FindingJson } from './report.js'
 export { builtinRuleSets, loadRuleFile, resolveRules, validateRuleSet } from './rules.js'
 export {
+  listFiles,
   readBaseline,
   scanTarget,
   writeBaseline,

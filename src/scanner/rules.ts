@@ -37,6 +37,7 @@ const ruleKeys = new Set([
   'minLength',
   'validator',
   'noPlaceholderCheck',
+  'multiline',
   'description',
 ])
 
@@ -126,6 +127,12 @@ function validateRule(raw: unknown, source: string, i: number): RuleSpec {
   }
   if (r.noPlaceholderCheck !== undefined && typeof r.noPlaceholderCheck !== 'boolean') {
     fail(source, where, 'noPlaceholderCheck must be a boolean')
+  }
+  if (r.multiline !== undefined && typeof r.multiline !== 'boolean') {
+    fail(source, where, 'multiline must be a boolean')
+  }
+  if (!r.keywords.every((k) => /^[\x20-\x7e]+$/.test(k as string))) {
+    fail(source, where, 'keywords must be printable ASCII')
   }
   if (r.description !== undefined && typeof r.description !== 'string') {
     fail(source, where, 'description must be a string')

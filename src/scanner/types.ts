@@ -33,6 +33,11 @@ export interface RuleSpec {
   /** Minimum length of the secret (default 1). */
   minLength?: number
   validator?: ValidatorName
+  /**
+   * The match may span lines: the rule runs on up to 16 KiB after each keyword occurrence
+   * instead of on the keyword's line.
+   */
+  multiline?: boolean
   /** Skip the placeholder heuristics (for formats whose values look like words). */
   noPlaceholderCheck?: boolean
   description?: string

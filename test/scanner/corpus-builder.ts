@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import type { Finding } from '../../src/scanner/index.js'
 import { createRng, fakeMakers, hex, alnum, publicKeyPem, type Rng } from './fakes.js'
 
 /** One expected finding of the labelled corpus. */
@@ -481,4 +482,36 @@ export function writeCorpus(dir: string, seed?: number): Label[] {
     writeFileSync(abs, text)
   }
   return labels
+}
+
+const key = (x: { file: string; line: number; rule: string }) => `${x.file}:${x.line}:${x.rule}`
+
+/** Recall and precision per rule and overall on the labelled corpus. */
+export function score(findings: readonly Finding[], expected: readonly Label[]) {
+  const want = new Set(expected.map(key))
+  const got = new Set(findings.map(key))
+  const perRule = new Map<string, { tp: number; fn: number; fp: number }>()
+  const entry = (rule: string) => {
+    let e = perRule.get(rule)
+    if (!e) perRule.set(rule, (e = { tp: 0, fn: 0, fp: 0 }))
+    return e
+  }
+  for (const l of expected) {
+    if (got.has(key(l))) entry(l.rule).tp++
+    else entry(l.rule).fn++
+  }
+  for (const f of findings) if (!want.has(key(f))) entry(f.rule).fp++
+  let tp = 0
+  let fn = 0
+  let fp = 0
+  for (const e of perRule.values()) {
+    tp += e.tp
+    fn += e.fn
+    fp += e.fp
+  }
+  return {
+    perRule,
+    recall: tp / Math.max(1, tp + fn),
+    precision: tp / Math.max(1, tp + fp),
+  }
 }

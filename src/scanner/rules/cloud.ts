@@ -41,7 +41,7 @@ export const cloudRules: RuleSetSpec = {
       title: 'Google Cloud service-account key (JSON)',
       severity: 'critical',
       credentialType: 'private_key',
-      keywords: ['service_account'],
+      keywords: ['begin private key-----\\n'],
       regex: r`"private_key"\s*:\s*"-----BEGIN PRIVATE KEY-----\\n(?<secret>[A-Za-z0-9+/=\\n]{64,}?)\\n-----END PRIVATE KEY-----`,
       validator: 'pem-body',
     },

@@ -23,6 +23,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['begin rsa private key'],
       regex: pem('RSA PRIVATE KEY'),
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'ec-private-key',
@@ -32,6 +33,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['begin ec private key'],
       regex: pem('EC PRIVATE KEY'),
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'dsa-private-key',
@@ -41,6 +43,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['begin dsa private key'],
       regex: pem('DSA PRIVATE KEY'),
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'pkcs8-private-key',
@@ -50,6 +53,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['begin private key'],
       regex: pem('PRIVATE KEY'),
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'pkcs8-encrypted-private-key',
@@ -59,6 +63,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['begin encrypted private key'],
       regex: pem('ENCRYPTED PRIVATE KEY'),
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'openssh-private-key',
@@ -68,6 +73,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['begin openssh private key'],
       regex: pem('OPENSSH PRIVATE KEY'),
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'pgp-private-key',
@@ -77,6 +83,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['begin pgp private key block'],
       regex: pem('PGP PRIVATE KEY BLOCK'),
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'putty-private-key',
@@ -86,6 +93,7 @@ export const keyRules: RuleSetSpec = {
       keywords: ['putty-user-key-file-'],
       regex: r`PuTTY-User-Key-File-\d: [a-z0-9-]+\r?\nEncryption: [a-z0-9-]+\r?\nComment: [^\r\n]*\r?\nPublic-Lines: \d+\r?\n[A-Za-z0-9+/=\r\n]+?Private-Lines: \d+\r?\n(?<secret>[A-Za-z0-9+/=\r\n]{40,}?)\r?\nPrivate-MAC`,
       validator: 'pem-body',
+      multiline: true,
     },
     {
       id: 'age-secret-key',
