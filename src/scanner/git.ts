@@ -70,6 +70,40 @@ export async function cloneMirror(url: string, dir: string): Promise<void> {
   }
 }
 
+/** Undoes git's C-style quoting of a path (`"a\\tb\\303\\251"`), octal escapes as UTF-8 bytes. */
+export function unquoteGitPath(path: string): string {
+  if (!(path.startsWith('"') && path.endsWith('"') && path.length >= 2)) return path
+  const bytes: number[] = []
+  const body = path.slice(1, -1)
+  const simple: Record<string, number> = {
+    n: 10,
+    t: 9,
+    r: 13,
+    a: 7,
+    b: 8,
+    f: 12,
+    v: 11,
+    '"': 34,
+    '\\': 92,
+  }
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!
+    if (c !== '\\') {
+      bytes.push(...Buffer.from(c))
+      continue
+    }
+    const n = body[i + 1] ?? ''
+    if (/[0-7]/.test(n)) {
+      bytes.push(parseInt(body.slice(i + 1, i + 4), 8) & 0xff)
+      i += 3
+    } else {
+      bytes.push(simple[n] ?? n.charCodeAt(0))
+      i += 1
+    }
+  }
+  return Buffer.from(bytes).toString('utf8')
+}
+
 const marker = '\u0001tessera-commit\u0002'
 
 /**
@@ -149,7 +183,8 @@ export async function* historyBlocks(
       file = undefined
       inHeader = true
     } else if (inHeader && line.startsWith('+++ ')) {
-      const target = line.slice(4)
+      // git ends a name that has a space with a tab, and C-quotes names with odd characters.
+      const target = unquoteGitPath(line.slice(4).replace(/\t$/, ''))
       file = target === '/dev/null' ? undefined : target.replace(/^b\//, '')
     } else if (line.startsWith('@@ ')) {
       const m = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line)
