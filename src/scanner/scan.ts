@@ -33,7 +33,8 @@ export interface ScanOptions {
   stateFile?: string
   /** Findings whose `rule:fingerprint` is in the baseline are counted, not reported. */
   baseline?: ReadonlySet<string>
-  onProgress?: (stats: ScanStats) => void
+  /** Called after each batch with the counters and the findings so far. */
+  onProgress?: (stats: ScanStats, findings: number) => void
 }
 
 export interface ScanResult {
@@ -186,7 +187,7 @@ export async function scanTarget(options: ScanOptions): Promise<ScanResult> {
       if (options.baseline?.has(`${f.rule}:${f.fingerprint}`)) stats.baselined++
       else findings.push(f)
     }
-    options.onProgress?.(stats)
+    options.onProgress?.(stats, findings.length)
   }
   const submit = async (fileJobs: FileJob[], blocks: BlockJob[]) => {
     const p = pool.run(fileJobs, blocks).then(merge)

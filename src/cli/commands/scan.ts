@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander'
 import type { CommandContext } from '../context.js'
 import { exitCodes } from '../exit-codes.js'
 import { collect, intOption } from '../options.js'
-import { formatBytes, formatCount } from '../progress.js'
+import { createDelayedProgress, formatBytes, formatCount } from '../progress.js'
 import { renderTable, type Column } from '../table.js'
 
 const version = '0.1.0'
@@ -79,16 +79,31 @@ TESSERA_SCANNER_KEY (64 hex digits), else the store's (with a store), else the k
 
       const run = async (key: Buffer) => {
         const started = performance.now()
-        const result = await scanner.scanTarget({
-          target,
-          rules,
-          key,
-          ...(opts.history ? { history: true } : {}),
-          maxFileSize: opts.maxFileSize,
-          ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-          ...(opts.state ? { stateFile: opts.state } : {}),
-          ...(baseline ? { baseline } : {}),
+        const progress = createDelayedProgress({
+          enabled: ctx.io.stderr.isTTY === true && !g.json && !opts.output,
+          total: 1,
+          stream: ctx.io.stderr as NodeJS.WriteStream,
+          format: 'scanning: {files} files, {done}, {commits} commits, {found} findings',
         })
+        const result = await scanner
+          .scanTarget({
+            onProgress: (s, found) =>
+              progress.update(0, {
+                files: formatCount(s.files),
+                done: formatBytes(s.bytes),
+                commits: formatCount(s.commits),
+                found: formatCount(found),
+              }),
+            target,
+            rules,
+            key,
+            ...(opts.history ? { history: true } : {}),
+            maxFileSize: opts.maxFileSize,
+            ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+            ...(opts.state ? { stateFile: opts.state } : {}),
+            ...(baseline ? { baseline } : {}),
+          })
+          .finally(() => progress.stop())
         const seconds = (performance.now() - started) / 1000
         if (opts.writeBaseline) scanner.writeBaseline(opts.writeBaseline, result.findings)
         let report: string
