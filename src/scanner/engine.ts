@@ -53,24 +53,23 @@ export function createDetector(rules: readonly RuleSpec[], key: Uint8Array): Det
    */
   function windows(text: string): Map<CompiledRule, [number, number][]> {
     const byRule = new Map<CompiledRule, [number, number][]>()
+    // Bounds of the line of the latest occurrence: occurrences come in text order, so each line
+    // is measured once and the whole pass stays linear.
+    let lineStart = 0
+    let lineEnd = -1
     matcher.scan(text, (k, start) => {
-      const lineStart = text.lastIndexOf('\n', start) + 1
-      let lineEnd = -1
+      if (start > lineEnd) {
+        lineStart = text.lastIndexOf('\n', start) + 1
+        lineEnd = text.indexOf('\n', start)
+        if (lineEnd < 0) lineEnd = text.length
+      }
       for (const rule of rulesOf[k]!) {
         let list = byRule.get(rule)
         if (list === undefined) byRule.set(rule, (list = []))
         const last = list[list.length - 1]
         if (last !== undefined && start < last[1]) continue
-        let end: number
-        if (rule.spec.multiline === true) {
-          end = Math.min(text.length, start + multilineWindow)
-        } else {
-          if (lineEnd < 0) {
-            lineEnd = text.indexOf('\n', start)
-            if (lineEnd < 0) lineEnd = text.length
-          }
-          end = lineEnd
-        }
+        const end =
+          rule.spec.multiline === true ? Math.min(text.length, start + multilineWindow) : lineEnd
         if (last !== undefined && lineStart <= last[1]) last[1] = Math.max(last[1], end)
         else list.push([lineStart, end])
       }
@@ -115,6 +114,10 @@ export function createDetector(rules: readonly RuleSpec[], key: Uint8Array): Det
       }[] = []
       for (const rule of hit) {
         const spec = rule.spec
+        // Spans kept by earlier rules never overlap each other: sorted by start they are sorted
+        // by end too, and this rule's matches come in text order, so one pointer walks them.
+        const prior = kept.map((k) => [k.start, k.end] as const).sort((a, b) => a[0] - b[0])
+        let p = 0
         for (const [from, to] of byRule.get(rule)!) {
           const part = text.slice(from, to)
           rule.re.lastIndex = 0
@@ -133,7 +136,8 @@ export function createDetector(rules: readonly RuleSpec[], key: Uint8Array): Det
             if (spec.entropy !== undefined && shannonEntropy(secret) < spec.entropy) continue
             if (spec.validator !== undefined && !runValidator(spec.validator, secret)) continue
             // An earlier (more specific) rule already reported this text.
-            if (kept.some((k) => k.start < span[1] && span[0] < k.end)) continue
+            while (p < prior.length && prior[p]![1] <= span[0]) p++
+            if (p < prior.length && prior[p]![0] < span[1]) continue
             const li = lineIndexAt(matchIndex)
             const line = lineText(li)
             const suppressed =

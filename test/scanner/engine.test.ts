@@ -284,3 +284,38 @@ describe('git path unquoting', () => {
     fc.assert(fc.property(fc.string(), (s) => void unquoteGitPath(`"${s}"`)))
   })
 })
+
+describe('hostile input', () => {
+  it('scans long adversarial lines in linear time (no catastrophic backtracking)', () => {
+    const detector = createDetector(resolveRules(), testKey)
+    const lines = [
+      'token'.repeat(40_000),
+      'password_secret_token-'.repeat(10_000) + '=',
+      `https://a:${'b'.repeat(100)}@` + 'c'.repeat(200_000),
+      '-----BEGIN RSA PRIVATE KEY-----\n' + 'A'.repeat(200_000),
+      'sv=2022-11-02&' + 'x'.repeat(200_000),
+      'AKIA'.repeat(50_000),
+      `"${'secret'.repeat(30_000)}": "${'s'.repeat(1000)}`,
+    ]
+    for (const line of lines) {
+      const t0 = performance.now()
+      detector.scan(line, { file: 'f' })
+      const ms = performance.now() - t0
+      assert.ok(ms < 3000, `${line.slice(0, 30)}…: ${ms.toFixed(0)} ms`)
+    }
+  })
+})
+
+describe('many findings', () => {
+  it('handles a file with 20,000 tokens in linear time and reports each', () => {
+    const detector = createDetector(resolveRules(), testKey)
+    const rng = createRng(77)
+    const lines: string[] = []
+    for (let i = 0; i < 20_000; i++) lines.push(`T${i}=${fakeMakers['slack-bot-token']!.make(rng)}`)
+    const t0 = performance.now()
+    const found = detector.scan(lines.join('\n'), { file: 'f' })
+    assert.equal(found.length, 20_000)
+    assert.ok(found.every((f) => f.rule === 'slack-bot-token'))
+    assert.ok(performance.now() - t0 < 10_000)
+  })
+})

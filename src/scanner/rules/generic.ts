@@ -92,7 +92,7 @@ export const genericRules: RuleSetSpec = {
         'privatekey',
         'credential',
       ],
-      regex: r`^[ \t]*(?:export[ \t]+|ENV[ \t]+|-[ \t]+)?[A-Za-z0-9_.-]*${names}[A-Za-z0-9_.-]*[ \t]*[=:][ \t]*(?<secret>[^\s"'#$\x60]{8,200})[ \t]*\r?$`,
+      regex: r`^[ \t]*(?:export[ \t]+|ENV[ \t]+|-[ \t]+)?[A-Za-z0-9_.-]{0,64}${names}[A-Za-z0-9_.-]{0,64}[ \t]*[=:][ \t]*(?<secret>[^\s"'#$\x60]{8,200})[ \t]*\r?$`,
       flags: 'im',
       entropy: 3,
       validator: 'generic-value',
