@@ -181,5 +181,46 @@ for (const backend of testBackends()) {
       assert.equal(edges.length, 2)
       assert.ok(!(await dumpStore(store)).includes(secret))
     })
+
+    it('ingests through a server with --server (REST /v1/observations)', async () => {
+      const app = await buildApp({
+        store,
+        inventory: createInventory({ store, clock }),
+        clock,
+        logger: { level: 'info', stream: { write: (s: string) => void outputs.push(s) } },
+      })
+      try {
+        const address = await app.listen({ host: '127.0.0.1', port: 0 })
+        const token = (await createApiToken(store, { name: 'w', scopes: ['write'] }, clock)).token
+        const repo2 = createRepo()
+        const other = fakeMakers['sendgrid-api-key']!.make(createRng(31))
+        repo2.write('mail.py', `SENDGRID = "${other}"\n`)
+        repo2.commit('mail', {
+          name: 'Eve',
+          email: 'eve@acme.test',
+          date: '2025-07-01T00:00:00+00:00',
+        })
+        const stdout = new Capture()
+        const stderr = new Capture()
+        const code = await runCli(['scan', repo2.dir, '--history', '--server', address, '--json'], {
+          stdout,
+          stderr,
+          clock,
+          env: {
+            TESSERA_CONFIG: '/nonexistent/tessera.json',
+            TESSERA_TOKEN: token,
+            TESSERA_SCANNER_KEY: Buffer.alloc(32, 5).toString('hex'),
+          },
+        })
+        assert.equal(code, 1, stderr.text)
+        assert.match(stderr.text, /ingested \d+ observations .*inserted [1-9]/)
+        const owners = await store.db.selectFrom('owner').select('email').execute()
+        assert.ok(owners.some((o) => o.email === 'eve@acme.test'))
+        const all = stdout.text + stderr.text + (await dumpStore(store))
+        assert.ok(!all.includes(other))
+      } finally {
+        await app.close()
+      }
+    })
   })
 }
