@@ -10,6 +10,7 @@ export default tseslint.config(
       '.scratch/**',
       'web/**',
       'native/**/build/**',
+      'test/scanner/corpus/**',
     ],
   },
   js.configs.recommended,

@@ -21,6 +21,11 @@ const benchmarks: Record<
       'X.509-SVIDs and JWT-SVIDs per second on one core beside the raw crypto.sign P-256 rate',
     load: () => import('./issuance.js'),
   },
+  scan: {
+    summary:
+      'generate a 200 MB corpus (files and git history), scan it, compare with secretlint, score the labelled corpus',
+    load: () => import('./scan.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

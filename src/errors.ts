@@ -38,6 +38,8 @@ export const errorCatalog = {
   TSR_AGENT_SIGNING: { status: 503, title: 'SVID signing failed' },
   TSR_DISCOVERY_INPUT: { status: 422, title: 'discovery input unreadable' },
   TSR_DISCOVERY_SOURCE: { status: 502, title: 'discovery source unreachable' },
+  TSR_SCANNER_RULES: { status: 400, title: 'invalid scanner rule set' },
+  TSR_SCANNER_GIT: { status: 500, title: 'git history unreadable' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

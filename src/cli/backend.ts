@@ -28,6 +28,8 @@ export interface Backend {
   readonly federation: FederationAdmin
   /** SPIFFE control plane admin: entries, join tokens, agents. */
   readonly control?: ControlAdmin
+  /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
+  readonly store?: Store
   close(): Promise<void>
 }
 
@@ -159,6 +161,7 @@ export async function localBackend(
     },
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     control: localControlAdmin(store, clock),
+    store,
     close: () => store.close(),
   }
 }

@@ -14,6 +14,7 @@ export type ExitCode = (typeof exitCodes)[keyof typeof exitCodes]
 const byCode: Partial<Record<TesseraErrorCode, ExitCode>> = {
   TSR_VALIDATION: exitCodes.usage,
   TSR_CONFIG: exitCodes.usage,
+  TSR_SCANNER_RULES: exitCodes.usage,
   TSR_NOT_FOUND: exitCodes.findings,
   TSR_AUTH_SCOPE: exitCodes.findings,
   TSR_OBSERVATION_INVALID: exitCodes.findings,

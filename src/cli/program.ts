@@ -9,6 +9,7 @@ import { registerDiscoverCommands } from './commands/discover.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerRevokeCommand } from './commands/revoke.js'
+import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerSvidCommands } from './commands/svid.js'
@@ -57,6 +58,7 @@ ${exitCodesHelp}`,
   registerAgentCommand(program, ctx)
   registerSvidCommands(program, ctx)
   registerDiscoverCommands(program, ctx)
+  registerScanCommand(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()
