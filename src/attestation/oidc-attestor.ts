@@ -170,19 +170,35 @@ export function claimAt(payload: JWTPayload, path: string): unknown {
   return value
 }
 
-function scalarValues(value: unknown): string[] {
+export function scalarValues(value: unknown): string[] {
   const one = (v: unknown) =>
     typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? [String(v)] : []
   return Array.isArray(value) ? value.flatMap(one) : one(value)
 }
 
-export function createOidcAttestor(
+/** A token that passed every check: its issuer's configuration and its verified claims. */
+export interface VerifiedOidcToken {
+  config: OidcIssuerConfig
+  payload: JWTPayload
+}
+
+/**
+ * Verifies JWTs from the configured issuers: picks the issuer from `iss` before any network call,
+ * checks the signature against its JWKS (discovery or `jwksUri`, cached), issuer, audience, expiry
+ * and `requiredClaims`. Shared by node attestation and token exchange; `fail` shapes the errors.
+ */
+export function createOidcTokenVerifier(
   configs: readonly OidcIssuerConfig[],
-  deps: OidcAttestorDeps = {},
-): NodeAttestor {
+  deps: OidcAttestorDeps & {
+    fail?: (message: string, reason: string) => TesseraError
+    /** Names the user in configuration errors, e.g. `nodeattestor(oidc)`. */
+    label?: string
+  } = {},
+) {
   const problems = checkOidcConfig(configs)
+  const failWith = deps.fail ?? fail
   if (problems.length > 0) {
-    throw new TesseraError('TSR_CONFIG', `nodeattestor(oidc): ${problems.join('; ')}`, {
+    throw new TesseraError('TSR_CONFIG', `${deps.label ?? 'oidc'}: ${problems.join('; ')}`, {
       details: { problems },
     })
   }
@@ -216,37 +232,39 @@ export function createOidcAttestor(
         })
       })()
       keySets.set(c.issuer, set)
-      // A failed discovery is retried on the next attestation, not cached forever.
+      // A failed discovery is retried on the next attempt, not cached forever.
       set.catch(() => keySets.delete(c.issuer))
     }
     return set
   }
 
+  function issuerOf(token: string): OidcIssuerConfig | undefined {
+    try {
+      const iss = decodeJwt(token).iss
+      return typeof iss === 'string' ? byIssuer.get(iss) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
   return {
-    type: 'oidc',
-    async attest({ evidence, now }) {
-      const token =
-        typeof evidence === 'object' && evidence !== null
-          ? (evidence as { token?: unknown }).token
-          : undefined
-      if (typeof token !== 'string' || token.length === 0) {
-        throw fail('evidence must be {"token": "<JWT>"}', 'malformed')
-      }
-      if (token.length > maxTokenLength) throw fail('the token is too long', 'malformed')
-      let unverified: JWTPayload
+    /** True when the token names a configured issuer (unverified: for choosing a verifier). */
+    knows: (token: string) => token.length <= maxTokenLength && issuerOf(token) !== undefined,
+    async verify(token: string, now: Date): Promise<VerifiedOidcToken> {
+      if (token.length > maxTokenLength) throw failWith('the token is too long', 'malformed')
       try {
-        unverified = decodeJwt(token)
+        decodeJwt(token)
       } catch {
-        throw fail('the token is not a JWT', 'malformed')
+        throw failWith('the token is not a JWT', 'malformed')
       }
       // Choose the issuer before any network call, so unknown issuers cost nothing.
-      const c = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined
-      if (!c) throw fail('the token is from an issuer that is not configured', 'issuer')
+      const c = issuerOf(token)
+      if (!c) throw failWith('the token is from an issuer that is not configured', 'issuer')
       let jwks: Awaited<ReturnType<typeof keySet>>
       try {
         jwks = await keySet(c)
       } catch (err) {
-        throw fail(`cannot get the keys of ${c.issuer} (${(err as Error).message})`, 'jwks')
+        throw failWith(`cannot get the keys of ${c.issuer} (${(err as Error).message})`, 'jwks')
       }
       let payload: JWTPayload
       try {
@@ -259,15 +277,37 @@ export function createOidcAttestor(
           requiredClaims: ['exp'],
         }))
       } catch (err) {
-        throw fail(...describeJoseError(err))
+        throw failWith(...describeJoseError(err))
       }
       for (const [path, allowed] of Object.entries(c.requiredClaims ?? {})) {
         const values = scalarValues(claimAt(payload, path))
         const wanted = [allowed].flat()
         if (!values.some((v) => wanted.includes(v))) {
-          throw fail(`claim ${path} does not have a required value`, 'claims')
+          throw failWith(`claim ${path} does not have a required value`, 'claims')
         }
       }
+      return { config: c, payload }
+    },
+  }
+}
+
+export function createOidcAttestor(
+  configs: readonly OidcIssuerConfig[],
+  deps: OidcAttestorDeps = {},
+): NodeAttestor {
+  const verifier = createOidcTokenVerifier(configs, { ...deps, label: 'nodeattestor(oidc)' })
+
+  return {
+    type: 'oidc',
+    async attest({ evidence, now }) {
+      const token =
+        typeof evidence === 'object' && evidence !== null
+          ? (evidence as { token?: unknown }).token
+          : undefined
+      if (typeof token !== 'string' || token.length === 0) {
+        throw fail('evidence must be {"token": "<JWT>"}', 'malformed')
+      }
+      const { config: c, payload } = await verifier.verify(token, now)
       const profile = profiles[c.profile ?? 'generic']
       const selectors: Selector[] = []
       for (const [key, path] of Object.entries({ ...profile.selectors, ...c.selectorClaims })) {

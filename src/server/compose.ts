@@ -4,7 +4,8 @@ import { pino } from 'pino'
 import { startCa, type CaStartOptions, type RunningCa } from '../ca/start.js'
 import { TesseraError } from '../errors.js'
 import { createJwtSvidVerifier } from '../exchange/jwt-svid-verifier.js'
-import { createTokenExchange } from '../exchange/token-exchange.js'
+import { createOidcExchangeVerifier, type OidcExchangeIssuer } from '../exchange/oidc-verifier.js'
+import { createTokenExchange, type TokenExchangePolicy } from '../exchange/token-exchange.js'
 import {
   startBundleEndpoint,
   type BundleEndpoint,
@@ -44,6 +45,8 @@ export interface ServerOptions {
   ca?: Pick<CaStartOptions, 'trustDomain' | 'kek' | 'kekFile' | 'upstream' | 'caTtlSeconds' | 'env'>
   /** Serve this trust domain's SPIFFE bundle endpoint for federation peers (off by default). */
   bundleEndpoint?: { host?: string; port: number; config: BundleEndpointConfig }
+  /** Token exchange: OIDC issuers accepted (CI, IdPs) and the policy (TTL, chain depth, audiences). */
+  tokenExchange?: TokenExchangePolicy & { oidc?: OidcExchangeIssuer[] }
   /** How often due federation relationships are polled (default 5 s; each follows its hint). */
   federationPollMs?: number
   /** SPIFFE control plane: CA, node attestors (docs/attestation.md). */
@@ -113,7 +116,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           ca: ca.ca,
           audience: `spiffe://${trustDomain}/tessera/token-exchange`,
         }),
+        ...(options.tokenExchange?.oidc?.length
+          ? [
+              createOidcExchangeVerifier({
+                issuers: options.tokenExchange.oidc,
+                trustDomain,
+                clock,
+              }),
+            ]
+          : []),
       ],
+      ...(options.tokenExchange ? { policy: options.tokenExchange } : {}),
       isRevoked: async (q) => (await revocations.find(q)) !== undefined,
       clock,
     })

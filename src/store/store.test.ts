@@ -201,7 +201,7 @@ describe(
       const r = await sql<{ n: number }>`select count(*)::int as n from kysely_migration`.execute(
         s.db,
       )
-      assert.equal(r.rows[0]?.n, 1)
+      assert.equal(r.rows[0]?.n, migrationNames.length)
       await s.close()
     })
   },

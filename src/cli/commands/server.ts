@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import { Option, type Command } from 'commander'
 import { TesseraError } from '../../errors.js'
 import type { NodeAttestorsConfig } from '../../attestation/node-attestor-registry.js'
+import type { ServerOptions } from '../../server/compose.js'
 import type { CommandContext } from '../context.js'
 import { intOption, oneOf } from '../options.js'
 
@@ -72,6 +73,7 @@ stdout: the banner (with --json one line {"url","adminToken"}); stderr: JSON log
           upstreamCaKey?: string
           upstreamBundle?: string
           attestors?: string
+          exchangeConfig?: string
           bundleEndpointPort?: number
           bundleEndpointHost?: string
           bundleEndpointProfile: 'https_spiffe' | 'https_web'
@@ -127,7 +129,22 @@ stdout: the banner (with --json one line {"url","adminToken"}); stderr: JSON log
             }
           }
         }
-        const nodeAttestors = opts.attestors ? await readAttestors(opts.attestors) : undefined
+        const nodeAttestors = opts.attestors
+          ? ((await readMapping(opts.attestors, '--attestors', [
+              'join_token',
+              'oidc',
+              'x509pop',
+            ])) as NodeAttestorsConfig)
+          : undefined
+        const tokenExchange = opts.exchangeConfig
+          ? ((await readMapping(opts.exchangeConfig, '--exchange-config', [
+              'oidc',
+              'maxTtlSeconds',
+              'defaultTtlSeconds',
+              'maxChainDepth',
+              'allowedAudiences',
+            ])) as NonNullable<ServerOptions['tokenExchange']>)
+          : undefined
         const server = await startServer({
           ca: {
             ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}),
@@ -144,6 +161,7 @@ stdout: the banner (with --json one line {"url","adminToken"}); stderr: JSON log
           },
           ...(bundleEndpoint ? { bundleEndpoint } : {}),
           ...(nodeAttestors ? { control: { nodeAttestors } } : {}),
+          ...(tokenExchange ? { tokenExchange } : {}),
           ...(databaseUrl ? { databaseUrl } : { dataDir: resolve(g.dataDir ?? '.tessera') }),
           host: opts.host,
           port: opts.port,
@@ -171,8 +189,12 @@ stdout: the banner (with --json one line {"url","adminToken"}); stderr: JSON log
     )
 }
 
-/** Reads the node attestors file; the registry checks its content when the server starts. */
-async function readAttestors(file: string): Promise<NodeAttestorsConfig> {
+/** Reads a YAML/JSON mapping file with known top-level keys; the server checks the content. */
+async function readMapping(
+  file: string,
+  option: string,
+  keys: readonly string[],
+): Promise<Record<string, unknown>> {
   const { readFile } = await import('node:fs/promises')
   const { parse } = await import('yaml')
   let text: string
@@ -181,7 +203,7 @@ async function readAttestors(file: string): Promise<NodeAttestorsConfig> {
   } catch (err) {
     throw new TesseraError(
       'TSR_VALIDATION',
-      `--attestors: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      `${option}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
     )
   }
   let value: unknown
@@ -190,23 +212,20 @@ async function readAttestors(file: string): Promise<NodeAttestorsConfig> {
   } catch (err) {
     throw new TesseraError(
       'TSR_CONFIG',
-      `--attestors: ${file} is not valid YAML/JSON: ${(err as Error).message}`,
+      `${option}: ${file} is not valid YAML/JSON: ${(err as Error).message}`,
     )
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new TesseraError(
       'TSR_CONFIG',
-      `--attestors: ${file} must hold a mapping (join_token, oidc, x509pop)`,
+      `${option}: ${file} must hold a mapping (${keys.join(', ')})`,
     )
   }
-  const unknown = Object.keys(value).filter((k) => !['join_token', 'oidc', 'x509pop'].includes(k))
+  const unknown = Object.keys(value).filter((k) => !keys.includes(k))
   if (unknown.length > 0) {
-    throw new TesseraError(
-      'TSR_CONFIG',
-      `--attestors: unknown keys ${unknown.join(', ')} in ${file}`,
-    )
+    throw new TesseraError('TSR_CONFIG', `${option}: unknown keys ${unknown.join(', ')} in ${file}`)
   }
-  return value as NodeAttestorsConfig
+  return value as Record<string, unknown>
 }
 
 function banner(

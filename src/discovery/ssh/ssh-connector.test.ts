@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { byType, collect, make, memoryFiles } from '../testing/collect.js'
@@ -9,9 +11,15 @@ import { parseAuthorizedKeyLine, SshKeyError } from './ssh-keys.js'
 
 const dir = new URL('../../../examples/ssh/', import.meta.url).pathname
 
-/** `ssh-keygen -l` for every key of a file: `bits fingerprint (TYPE)`. */
+/**
+ * `ssh-keygen -l` for every key of a file: `bits fingerprint (TYPE)`. It refuses private key files
+ * others can read, and git checks files out 0644, so it reads a 0600 copy.
+ */
 function keygen(file: string): { bits: number; fingerprint: string; type: string }[] {
-  return execFileSync('ssh-keygen', ['-lf', file], { encoding: 'utf8' })
+  const copy = join(mkdtempSync(join(tmpdir(), 'tessera-ssh-')), basename(file))
+  copyFileSync(file, copy)
+  chmodSync(copy, 0o600)
+  return execFileSync('ssh-keygen', ['-lf', copy], { encoding: 'utf8' })
     .trim()
     .split('\n')
     .map((l) => {
