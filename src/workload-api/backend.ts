@@ -30,6 +30,8 @@ export interface X509SvidItem {
   spiffeId: string
   /** Leaf first; DER certificates. */
   certChain: Buffer[]
+  /** `certChain` concatenated, when the backend keeps it encoded (saves a copy per response). */
+  certChainDer?: Buffer
   /** Unencrypted PKCS#8 DER. */
   privateKey: Buffer
   /** Concatenated DER root certificates of the SVID's trust domain. */

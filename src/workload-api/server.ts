@@ -230,7 +230,7 @@ export async function startWorkloadApiServer(
           (state) => ({
             svids: state.svids.map((svid) => ({
               spiffe_id: svid.spiffeId,
-              x509_svid: Buffer.concat(svid.certChain),
+              x509_svid: svid.certChainDer ?? Buffer.concat(svid.certChain),
               x509_svid_key: svid.privateKey,
               bundle: svid.bundle,
               hint: svid.hint ?? '',
