@@ -59,6 +59,10 @@ function firstMessage(client: Client): Promise<void> {
 export async function main(args: string[]): Promise<void> {
   const workloads = arg(args, '--workloads', 10_000)
   const samples = arg(args, '--samples', 2000)
+  // Real workloads each have their own connection; the storm's clients share one per 400 streams,
+  // whose 64 KiB HTTP/2 connection window (the default) holds ~40 responses until the client's
+  // event loop reads them. `--narrow-window` keeps that default to show its effect.
+  const window = args.includes('--narrow-window') ? 'narrow' : 'wide'
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-agent-'))
   const socketPath = join(dir, 'agent.sock')
   const port = await createFakeControlPort()
@@ -156,14 +160,15 @@ export async function main(args: string[]): Promise<void> {
       workloadProtoPath(),
     ),
   )
-  let peakRss = process.memoryUsage().rss
+  let peak = process.memoryUsage()
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss)
+    const m = process.memoryUsage()
+    if (m.rss > peak.rss) peak = m
   }, 100)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   stormStart = t0
-  const child = spawn(process.execPath, [script, socketPath, String(workloads)], {
+  const child = spawn(process.execPath, [script, socketPath, String(workloads), window], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   let outText = ''
@@ -172,7 +177,10 @@ export async function main(args: string[]): Promise<void> {
   const total = performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
   clearInterval(sampler)
-  peakRss = Math.max(peakRss, process.memoryUsage().rss)
+  const end = process.memoryUsage()
+  if (end.rss > peak.rss) peak = end
+  const peakRss = peak.rss
+  const mb = (n: number): string => fmtInt(n / 1024 / 1024)
   if (code !== 0) throw new Error(`storm client failed (${code}): ${outText}`)
   const result = JSON.parse(outText) as {
     served: number
@@ -204,6 +212,10 @@ export async function main(args: string[]): Promise<void> {
     `${fmtInt(peakRss / 1024 / 1024)} MB`,
     'budget < 400 MB',
   )
+  report(
+    '  of which V8 heap used / total, external',
+    `${mb(peak.heapUsed)} / ${mb(peak.heapTotal)}, ${mb(peak.external)} MB`,
+  )
 
   for (const c of [client, ...old]) c.close()
   await server.close()
@@ -218,7 +230,7 @@ import * as loader from ${JSON.stringify(loaderUrl)}
 const [socketPath, n] = [process.argv[2], Number(process.argv[3])]
 const def = grpc.loadPackageDefinition(loader.loadSync(${JSON.stringify(protoPath)}, { keepCase: true, defaults: true }))
 const conns = Array.from({ length: Math.max(16, Math.ceil(n / 400)) }, () =>
-  new def.SpiffeWorkloadAPI('unix://' + socketPath, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }))
+  new def.SpiffeWorkloadAPI('unix://' + socketPath, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, ...(process.argv[4] === 'wide' ? { 'grpc-node.flow_control_window': 16 << 20 } : {}) }))
 const md = new grpc.Metadata(); md.set('workload.spiffe.io', 'true')
 const t0 = performance.now()
 const times = []
