@@ -26,6 +26,7 @@ export class WorkloadApiError extends Error {
   }
 }
 
+/** Treated as immutable: the server may cache a response's encoding per item object. */
 export interface X509SvidItem {
   spiffeId: string
   /** Leaf first; DER certificates. */
