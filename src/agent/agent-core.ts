@@ -1,4 +1,3 @@
-import { generateKeyPair, type KeyObject } from 'node:crypto'
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose'
 import type { JwtSvidResult, X509SvidResult } from '../ca/ca-types.js'
 import { TesseraError } from '../errors.js'
@@ -9,12 +8,14 @@ import {
   type WatchUpdate,
   type WorkloadApiBackend,
   type WorkloadPeer,
+  type X509SvidItem,
   type X509SvidState,
 } from '../workload-api/backend.js'
 import type { AgentControlPort } from './agent-ports.js'
 import { attestWith, type WorkloadAttestor } from './attestor.js'
 import type { Scheduler } from './scheduler.js'
 import { createEntryIndex, selectorKey, trustDomainOf } from './selectors.js'
+import { generateEncodedKeyPair, type EncodedKeyPair } from './workload-keys.js'
 
 export interface AgentCoreDeps {
   port: AgentControlPort
@@ -23,8 +24,8 @@ export interface AgentCoreDeps {
   scheduler: Scheduler
   /** Uniform in [0, 1); drives the rotation jitter and retry jitter. */
   random?: () => number
-  /** A fresh ECDSA P-256 key pair per mint; tests may count calls. */
-  generateKeyPair?: () => Promise<{ publicKey: KeyObject; privateKey: KeyObject }>
+  /** A fresh ECDSA P-256 key pair per mint, already encoded; tests may count calls. */
+  generateKeyPair?: () => Promise<EncodedKeyPair>
   /** Bound of the X.509 SVID LRU (soft: SVIDs an open stream uses are never evicted). */
   maxX509Svids?: number
   /** Bound of the JWT-SVID cache (hard). */
@@ -57,8 +58,8 @@ interface CachedSvid {
   entryId: string
   entryRevision: number
   spiffeId: string
-  certChain: Buffer[]
-  privateKey: Buffer
+  /** What a response carries, encoded once per SVID rather than once per response. */
+  item: X509SvidItem
   serial: string
   notBefore: Date
   notAfter: Date
@@ -89,18 +90,6 @@ const allowedJwtAlgs = new Set([
   'PS512',
 ])
 
-function defaultKeyPair(): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
-  return new Promise((resolve, reject) =>
-    generateKeyPair('ec', { namedCurve: 'P-256' }, (err, publicKey, privateKey) =>
-      err ? reject(err) : resolve({ publicKey, privateKey }),
-    ),
-  )
-}
-
-function spkiOf(key: KeyObject): Buffer {
-  return key.export({ type: 'spki', format: 'der' })
-}
-
 /**
  * The node agent's core: matches attested workloads to registration entries, mints X.509 SVIDs
  * lazily (key pair generated here, public keys signed by the control plane in batches), keeps them
@@ -112,7 +101,7 @@ function spkiOf(key: KeyObject): Buffer {
 export function createAgentCore(deps: AgentCoreDeps): AgentCore {
   const { port, clock, scheduler } = deps
   const random = deps.random ?? Math.random
-  const newKeyPair = deps.generateKeyPair ?? defaultKeyPair
+  const newKeyPair = deps.generateKeyPair ?? generateEncodedKeyPair
   const maxX509 = deps.maxX509Svids ?? 16_384
   const maxJwt = deps.maxJwtSvids ?? 1000
   const batchWindowMs = deps.batchWindowMs ?? 3
@@ -136,8 +125,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
   let revokedJtis = new Set<string>()
   let pending: {
     entry: RegistrationEntry
-    publicKey: KeyObject
-    privateKey: KeyObject
+    spki: Buffer
     resolve: (r: X509SvidResult) => void
     reject: (e: unknown) => void
   }[] = []
@@ -260,15 +248,21 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
     return new Date(notBefore.getTime() + half + jitter)
   }
 
-  function store(entry: RegistrationEntry, res: X509SvidResult, privateKey: KeyObject): CachedSvid {
+  function store(entry: RegistrationEntry, res: X509SvidResult, privateKey: Buffer): CachedSvid {
     dropSvid(entry.id)
     const rotateAt = rotationInstant(res.notBefore, res.notAfter)
     const s: CachedSvid = {
       entryId: entry.id,
       entryRevision: entry.revision,
       spiffeId: res.spiffeId,
-      certChain: res.certChain,
-      privateKey: privateKey.export({ type: 'pkcs8', format: 'der' }),
+      item: {
+        spiffeId: res.spiffeId,
+        certChain: res.certChain,
+        certChainDer: res.certChain.length === 1 ? res.certChain[0]! : Buffer.concat(res.certChain),
+        privateKey,
+        bundle: Buffer.alloc(0), // set per response from the current bundle
+        ...(entry.hint === undefined ? {} : { hint: entry.hint }),
+      },
       serial: res.serial,
       notBefore: res.notBefore,
       notAfter: res.notAfter,
@@ -286,9 +280,9 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
     const running = inflight.get(entry.id)
     if (running !== undefined) return running
     const p = (async () => {
-      const { publicKey, privateKey } = await newKeyPair()
+      const { spki, pkcs8 } = await newKeyPair()
       const res = await new Promise<X509SvidResult>((resolve, reject) => {
-        pending.push({ entry, publicKey, privateKey, resolve, reject })
+        pending.push({ entry, spki, resolve, reject })
         if (pending.length >= maxBatch) flush()
         else flushTimer ??= setTimeout(flush, batchWindowMs)
       })
@@ -297,7 +291,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
       if (closed || current === undefined) {
         throw new WorkloadApiError('PERMISSION_DENIED', 'no identity issued')
       }
-      return store(entry, res, privateKey)
+      return store(entry, res, pkcs8)
     })()
     inflight.set(entry.id, p)
     const clear = (): void => {
@@ -314,7 +308,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
       const batch = pending.splice(0, maxBatch)
       counters.batches++
       port
-        .signX509Svids(batch.map((b) => ({ entryId: b.entry.id, publicKey: b.publicKey })))
+        .signX509Svids(batch.map((b) => ({ entryId: b.entry.id, publicKey: b.spki })))
         .then((results) => {
           if (results.length !== batch.length) {
             throw new TesseraError(
@@ -324,7 +318,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
           }
           batch.forEach((b, i) => {
             try {
-              b.resolve(checkResult(b.entry, b.publicKey, results[i]!))
+              b.resolve(checkResult(b.entry, b.spki, results[i]!))
             } catch (err) {
               b.reject(err)
             }
@@ -338,7 +332,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
 
   function checkResult(
     entry: RegistrationEntry,
-    publicKey: KeyObject,
+    spki: Buffer,
     res: X509SvidResult,
   ): X509SvidResult {
     if (res.spiffeId !== entry.spiffeId || res.certChain.length === 0) {
@@ -349,7 +343,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
     }
     // The leaf must carry the key we sent: its DER holds our SubjectPublicKeyInfo verbatim. (A byte
     // search instead of parsing the certificate: this runs for every SVID of a start storm.)
-    if (!res.certChain[0]!.includes(spkiOf(publicKey))) {
+    if (!res.certChain[0]!.includes(spki)) {
       throw new TesseraError('TSR_AGENT_SIGNING', 'server returned a certificate for another key')
     }
     return res
@@ -443,16 +437,27 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
     return { own, fed }
   }
 
+  // Encoded once per bundle object (the port replaces the object when a bundle changes).
+  const x509BundleCache = new WeakMap<TrustBundle, Buffer>()
+  const jwksCache = new WeakMap<TrustBundle, Buffer>()
+
   function x509BundleBytes(b: TrustBundle): Buffer {
-    return Buffer.concat(b.x509Authorities)
+    let out = x509BundleCache.get(b)
+    if (out === undefined) x509BundleCache.set(b, (out = Buffer.concat(b.x509Authorities)))
+    return out
   }
 
   function jwksBytes(b: TrustBundle): Buffer {
-    return Buffer.from(
-      JSON.stringify({
-        keys: b.jwtAuthorities.map((a) => ({ ...a.publicKey, kid: a.kid, use: 'jwt-svid' })),
-      }),
-    )
+    let out = jwksCache.get(b)
+    if (out === undefined) {
+      out = Buffer.from(
+        JSON.stringify({
+          keys: b.jwtAuthorities.map((a) => ({ ...a.publicKey, kid: a.kid, use: 'jwt-svid' })),
+        }),
+      )
+      jwksCache.set(b, out)
+    }
+    return out
   }
 
   function ownBundle(td: string): TrustBundle {
@@ -511,16 +516,15 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
       }
     }
     const byId = new Map(entries.map((e) => [e.id, e]))
-    const items = got.map((s) => {
-      const entry = byId.get(s.entryId)
-      const td = trustDomainOf(s.spiffeId) ?? ''
-      return {
-        spiffeId: s.spiffeId,
-        certChain: s.certChain,
-        privateKey: s.privateKey,
-        bundle: x509BundleBytes(ownBundle(td)),
-        ...(entry?.hint === undefined ? {} : { hint: entry.hint }),
+    const items = got.map((s): X509SvidItem => {
+      const bundle = x509BundleBytes(ownBundle(trustDomainOf(s.spiffeId) ?? ''))
+      const hint = byId.get(s.entryId)?.hint
+      // The cached item is shared by every response while the bundle and hint are unchanged.
+      if (s.item.bundle !== bundle || s.item.hint !== hint) {
+        const { hint: _old, ...rest } = s.item
+        s.item = { ...rest, bundle, ...(hint === undefined ? {} : { hint }) }
       }
+      return s.item
     })
     // One SVID per hint: the first (oldest entry id) wins, as SPIRE.
     const seenHints = new Set<string>()

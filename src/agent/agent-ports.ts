@@ -16,9 +16,9 @@ export interface AgentControlPort {
   revocations(): readonly Revocation[]
   /** Called after any of the three above changed. Returns an unsubscribe function. */
   onChange(listener: (what: 'entries' | 'bundles' | 'revocations') => void): () => void
-  /** Batch signing: one server round trip for many workloads. */
+  /** Batch signing: one server round trip for many workloads. `publicKey`: a KeyObject or SPKI DER. */
   signX509Svids(
-    requests: readonly { entryId: string; publicKey: KeyObject }[],
+    requests: readonly { entryId: string; publicKey: KeyObject | Uint8Array }[],
   ): Promise<X509SvidResult[]>
   mintJwtSvid(request: { entryId: string; audience: readonly string[] }): Promise<JwtSvidResult>
   /** True while the server answers; the agent keeps serving cached SVIDs when false. */

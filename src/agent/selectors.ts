@@ -6,8 +6,8 @@ export function selectorKey(s: Selector): string {
 }
 
 /**
- * Index of registration entries by selector, so matching a workload costs the size of its selector
- * set times the entries sharing them, not the number of entries. An entry matches when every one of
+ * Index of registration entries by selector, so matching a workload costs about the number of
+ * entries it could match, not the number of entries. An entry matches when every one of
  * its selectors is among the workload's (subset rule, as SPIRE).
  */
 export interface EntryIndex {
@@ -20,17 +20,19 @@ export interface EntryIndex {
 }
 
 export function createEntryIndex(): EntryIndex {
-  const entries = new Map<string, { entry: RegistrationEntry; keys: string[] }>()
-  const bySelector = new Map<string, Set<string>>()
+  const entries = new Map<string, { entry: RegistrationEntry; keys: string[]; anchor: string }>()
+  // Each entry is filed under ONE of its selectors (its anchor): the one with the fewest entries
+  // filed under it when the entry arrives. Any workload that matches the entry holds all its
+  // selectors, so it holds the anchor too; and a selector shared by many entries (`unix:uid:1000`
+  // for a whole node) is not scanned in full by every workload that has it.
+  const byAnchor = new Map<string, Set<string>>()
 
   function remove(id: string): void {
     const cur = entries.get(id)
     if (cur === undefined) return
-    for (const k of cur.keys) {
-      const set = bySelector.get(k)
-      set?.delete(id)
-      if (set !== undefined && set.size === 0) bySelector.delete(k)
-    }
+    const set = byAnchor.get(cur.anchor)
+    set?.delete(id)
+    if (set !== undefined && set.size === 0) byAnchor.delete(cur.anchor)
     entries.delete(id)
   }
 
@@ -40,25 +42,26 @@ export function createEntryIndex(): EntryIndex {
       const keys = [...new Set(entry.selectors.map(selectorKey))]
       // An entry without selectors would match every workload: never serve it.
       if (keys.length === 0) return
-      entries.set(entry.id, { entry, keys })
+      let anchor = keys[0]!
       for (const k of keys) {
-        let set = bySelector.get(k)
-        if (set === undefined) bySelector.set(k, (set = new Set()))
-        set.add(entry.id)
+        if ((byAnchor.get(k)?.size ?? 0) < (byAnchor.get(anchor)?.size ?? 0)) anchor = k
       }
+      entries.set(entry.id, { entry, keys, anchor })
+      let set = byAnchor.get(anchor)
+      if (set === undefined) byAnchor.set(anchor, (set = new Set()))
+      set.add(entry.id)
     },
     delete: remove,
     get: (id) => entries.get(id)?.entry,
     size: () => entries.size,
     match(selectors) {
-      const counts = new Map<string, number>()
-      for (const k of new Set(selectors.map(selectorKey))) {
-        for (const id of bySelector.get(k) ?? []) counts.set(id, (counts.get(id) ?? 0) + 1)
-      }
+      const have = new Set(selectors.map(selectorKey))
       const out: RegistrationEntry[] = []
-      for (const [id, n] of counts) {
-        const e = entries.get(id)
-        if (e !== undefined && e.keys.length === n) out.push(e.entry)
+      for (const k of have) {
+        for (const id of byAnchor.get(k) ?? []) {
+          const e = entries.get(id)
+          if (e !== undefined && e.keys.every((x) => have.has(x))) out.push(e.entry)
+        }
       }
       return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     },

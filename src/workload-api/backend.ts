@@ -26,10 +26,13 @@ export class WorkloadApiError extends Error {
   }
 }
 
+/** Treated as immutable: the server may cache a response's encoding per item object. */
 export interface X509SvidItem {
   spiffeId: string
   /** Leaf first; DER certificates. */
   certChain: Buffer[]
+  /** `certChain` concatenated, when the backend keeps it encoded (saves a copy per response). */
+  certChainDer?: Buffer
   /** Unencrypted PKCS#8 DER. */
   privateKey: Buffer
   /** Concatenated DER root certificates of the SVID's trust domain. */

@@ -10,6 +10,7 @@ import {
   type WatchUpdate,
   type WorkloadApiBackend,
   type WorkloadPeer,
+  type X509SvidItem,
   type X509SvidState,
 } from './backend.js'
 import { securityHeader, workloadServiceDefinition } from './proto.js'
@@ -97,8 +98,21 @@ export async function startWorkloadApiServer(
   const sockets = new Set<net.Socket>()
   let nextPeer = 1
 
+  // FetchX509SVID responses are serialized once per SVID item and shared by every stream and call
+  // that sends the same state (see encodeX509); the serializer passes such bytes through.
+  const definition = workloadServiceDefinition()
+  const fetchX509 = definition.FetchX509SVID!
+  const serializeX509 = fetchX509.responseSerialize
+  const service: grpc.ServiceDefinition = {
+    ...definition,
+    FetchX509SVID: {
+      ...fetchX509,
+      responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : serializeX509(v)),
+    },
+  }
+  const encodedX509 = new WeakMap<X509SvidItem, Buffer>()
   const grpcServer = new grpc.Server({ 'grpc.max_concurrent_streams': 1000 })
-  grpcServer.addService(workloadServiceDefinition(), buildHandlers())
+  grpcServer.addService(service, buildHandlers())
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure())
 
   await mkdir(dirname(socketPath), { recursive: true })
@@ -221,25 +235,36 @@ export async function startWorkloadApiServer(
     return Object.fromEntries(m)
   }
 
+  function x509Message(state: X509SvidState): unknown {
+    return {
+      svids: state.svids.map((svid) => ({
+        spiffe_id: svid.spiffeId,
+        x509_svid: svid.certChainDer ?? Buffer.concat(svid.certChain),
+        x509_svid_key: svid.privateKey,
+        bundle: svid.bundle,
+        hint: svid.hint ?? '',
+      })),
+      crl: [],
+      federated_bundles: bundleMap(state.federatedBundles),
+    }
+  }
+
+  /** The common state (one SVID, no federated bundles) is serialized once per SVID item. */
+  function encodeX509(state: X509SvidState): unknown {
+    const only = state.svids.length === 1 ? state.svids[0] : undefined
+    if (only === undefined || state.federatedBundles.size > 0) return x509Message(state)
+    let bytes = encodedX509.get(only)
+    if (bytes === undefined) {
+      bytes = serializeX509(x509Message(state))
+      encodedX509.set(only, bytes)
+    }
+    return bytes
+  }
+
   function buildHandlers(): grpc.UntypedServiceImplementation {
     return {
       FetchX509SVID: (call: grpc.ServerWritableStream<unknown, unknown>) =>
-        stream<X509SvidState>(
-          call,
-          (s, on) => backend.watchX509Svids(s, on),
-          (state) => ({
-            svids: state.svids.map((svid) => ({
-              spiffe_id: svid.spiffeId,
-              x509_svid: Buffer.concat(svid.certChain),
-              x509_svid_key: svid.privateKey,
-              bundle: svid.bundle,
-              hint: svid.hint ?? '',
-            })),
-            crl: [],
-            federated_bundles: bundleMap(state.federatedBundles),
-          }),
-          false,
-        ),
+        stream<X509SvidState>(call, (s, on) => backend.watchX509Svids(s, on), encodeX509, false),
       FetchX509Bundles: (call: grpc.ServerWritableStream<unknown, unknown>) =>
         stream<Map<string, Buffer>>(
           call,

@@ -489,7 +489,10 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
       const res = await call<{ svids: SvidJson[] }>('POST', '/v1/agent/x509-svids', {
         requests: requests.map((r) => ({
           entryId: r.entryId,
-          publicKey: r.publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+          publicKey: (r.publicKey instanceof Uint8Array
+            ? Buffer.from(r.publicKey)
+            : r.publicKey.export({ type: 'spki', format: 'der' })
+          ).toString('base64'),
         })),
       })
       return res.svids.map(svidFromJson)

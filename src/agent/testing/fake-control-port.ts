@@ -28,7 +28,12 @@ const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const
 export interface TestCa {
   trustDomain: string
   rootDer(): Buffer[]
-  signX509(spiffeId: string, publicKey: KeyObject, ttlSeconds: number): Promise<X509SvidResult>
+  /** `publicKey`: a KeyObject or SPKI DER. */
+  signX509(
+    spiffeId: string,
+    publicKey: KeyObject | Uint8Array,
+    ttlSeconds: number,
+  ): Promise<X509SvidResult>
   mintJwt(spiffeId: string, audience: readonly string[], ttlSeconds: number): Promise<JwtSvidResult>
   jwtAuthorities(): TrustBundle['jwtAuthorities']
   /** Adds a new root (published first) and signs with it from now on. */
@@ -117,7 +122,7 @@ export async function createTestCa(
         authorityKeyId: signer.keyId,
         notBefore,
         notAfter,
-        spki: publicKey.export({ type: 'spki', format: 'der' }),
+        spki: spkiBytes(publicKey),
         spiffeId,
         signingKey: signer.privateKey,
       })
@@ -171,6 +176,12 @@ export interface FakeControlPort extends AgentControlPort {
   readonly issued: { entryId: string; keyHash: string; serial: string }[]
   readonly batches: number[]
   readonly jwtMints: number
+}
+
+function spkiBytes(key: KeyObject | Uint8Array): Buffer {
+  return key instanceof Uint8Array
+    ? Buffer.from(key.buffer, key.byteOffset, key.byteLength)
+    : key.export({ type: 'spki', format: 'der' })
 }
 
 export function publicKeyHash(key: KeyObject): string {
@@ -249,7 +260,7 @@ export async function createFakeControlPort(
           r.publicKey,
           e.x509SvidTtl ?? options.defaultX509Ttl ?? 3600,
         )
-        const spki = r.publicKey.export({ type: 'spki', format: 'der' })
+        const spki = spkiBytes(r.publicKey)
         const keyHash = createHash('sha256').update(spki).digest('hex')
         issued.push({ entryId: r.entryId, keyHash, serial: res.serial })
         out.push(res)
