@@ -211,8 +211,11 @@ export async function main(args: string[]): Promise<void> {
       perCall: 20,
       fn: () => {
         for (let i = 0; i < 20; i++) {
-          const sig = sign('sha256', payload, { key: caKey.privateKey, dsaEncoding: 'ieee-p1363' })
-          verify('sha256', payload, { key: caKey.publicKey, dsaEncoding: 'ieee-p1363' }, sig)
+          // Bare KeyObjects and DER signatures: Node's fastest form. (`{ key, dsaEncoding }`
+          // options cost about as much again as the operation on Node 24, which would flatter
+          // the ratio.)
+          const sig = sign('sha256', payload, caKey.privateKey)
+          verify('sha256', payload, caKey.publicKey, sig)
         }
       },
     }
