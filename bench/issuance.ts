@@ -11,7 +11,7 @@
  * thread, so its cost counts against the same core. The signing-only figure (template + signature,
  * no store) is printed too. Workload key pairs are made before timing: the workload makes them.
  * With `--database` (or TESSERA_BENCH_DATABASE_URL) the issuance rows go to PostgreSQL instead
- * (COPY, in another process), in a schema of its own that is dropped afterwards.
+ * (one insert per batch, in another process), in a schema of its own that is dropped afterwards.
  */
 import {
   createPublicKey,
