@@ -12,6 +12,7 @@ import { sql, type Kysely } from 'kysely'
 import { TesseraError } from '../errors.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import { parseTrustDomain, parseWorkloadSpiffeId, trustDomainId } from '../spiffe/id.js'
+import { derToP1363 } from '../spiffe/ecdsa-signature.js'
 import { validateJwtSvid } from '../spiffe/jwt-svid.js'
 import type { TrustBundle } from '../spiffe/types.js'
 import { readCertificateExtensions } from '../spiffe/x509-ext.js'
@@ -519,7 +520,14 @@ export async function createCertificateAuthority(deps: CaDeps): Promise<Ca> {
     }
   }
 
+  /**
+   * SPIFFE IDs already checked: a workload's ID is the same on every renewal, so each distinct ID
+   * is parsed once (bounded; the check is a pure function of the string and the trust domain).
+   */
+  const checkedIds = new Set<string>()
+
   function checkSpiffeId(spiffeId: string): void {
+    if (checkedIds.has(spiffeId)) return
     const id = parseWorkloadSpiffeId(spiffeId)
     if (id.trustDomain !== trustDomain) {
       throw new TesseraError(
@@ -527,6 +535,8 @@ export async function createCertificateAuthority(deps: CaDeps): Promise<Ca> {
         `this CA signs SPIFFE IDs of ${tdId} only, not ${spiffeId}`,
       )
     }
+    if (checkedIds.size >= 10_000) checkedIds.clear()
+    checkedIds.add(spiffeId)
   }
 
   function checkTtl(ttl: number | undefined, name: string): void {
@@ -542,12 +552,14 @@ export async function createCertificateAuthority(deps: CaDeps): Promise<Ca> {
     checkContext(ctx)
     if (requests.length > maxBatch)
       throw new TesseraError('TSR_VALIDATION', `at most ${maxBatch} requests per batch`)
-    const spkis: Buffer[] = []
-    for (const r of requests) {
+    const spkis: Buffer[] = new Array<Buffer>(requests.length)
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i]!
       checkSpiffeId(r.spiffeId)
-      spkis.push(workloadSpki(r.publicKey))
+      spkis[i] = workloadSpki(r.publicKey)
       checkTtl(r.ttlSeconds, 'ttlSeconds')
-      for (const dns of r.dnsNames ?? []) {
+      if (r.dnsNames === undefined) continue
+      for (const dns of r.dnsNames) {
         if (typeof dns !== 'string' || dns.length > 253 || !dnsPattern.test(dns)) {
           throw new TesseraError(
             'TSR_VALIDATION',
@@ -561,13 +573,22 @@ export async function createCertificateAuthority(deps: CaDeps): Promise<Ca> {
     const now = clock.now()
     const notBefore = new Date(Math.floor((now.getTime() - backdateMs) / 1000) * 1000)
     const cap = active.issuer.notAfter.getTime()
-    const results: X509SvidResult[] = []
-    const records: IssuanceRecord[] = []
-    for (const [index, r] of requests.entries()) {
-      const ttlMs = (r.ttlSeconds ?? defaultX509Ttl) * 1000
-      const notAfter = new Date(Math.floor(Math.min(now.getTime() + ttlMs, cap) / 1000) * 1000)
+    // One notAfter per distinct TTL in the batch (usually one), shared by the results.
+    const notAfters = new Map<number, Date>()
+    const agentId = ctx?.agentId
+    const entryId = ctx?.entryId
+    const results: X509SvidResult[] = new Array<X509SvidResult>(requests.length)
+    const records: IssuanceRecord[] = new Array<IssuanceRecord>(requests.length)
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i]!
+      const ttl = r.ttlSeconds ?? defaultX509Ttl
+      let notAfter = notAfters.get(ttl)
+      if (notAfter === undefined) {
+        notAfter = new Date(Math.floor(Math.min(now.getTime() + ttl * 1000, cap) / 1000) * 1000)
+        notAfters.set(ttl, notAfter)
+      }
       const serial = serialFrom(random(16))
-      const spki = spkis[index]!
+      const spki = spkis[i]!
       const leaf = active.signer.sign({
         spiffeId: r.spiffeId,
         ...(r.dnsNames ? { dnsNames: r.dnsNames } : {}),
@@ -576,24 +597,25 @@ export async function createCertificateAuthority(deps: CaDeps): Promise<Ca> {
         notBefore,
         notAfter,
       })
-      results.push({
+      results[i] = {
         spiffeId: r.spiffeId,
         certChain: [leaf, ...active.chainTail],
         serial: serial.hex,
         notBefore,
         notAfter,
-      })
-      records.push({
+      }
+      const record: IssuanceRecord = {
         svidType: 'x509',
         serial: serial.hex,
         spiffeId: r.spiffeId,
-        ...(ctx?.agentId ? { agentId: ctx.agentId } : {}),
-        ...(ctx?.entryId ? { entryId: ctx.entryId } : {}),
         notBefore,
         notAfter,
         publicKeyHash: hash('sha256', spki, 'hex'),
         issuedAt: now,
-      })
+      }
+      if (agentId) record.agentId = agentId
+      if (entryId) record.entryId = entryId
+      records[i] = record
     }
     await issuanceLog.record(records)
     return results
@@ -628,10 +650,9 @@ export async function createCertificateAuthority(deps: CaDeps): Promise<Ca> {
       jti,
     }
     const input = `${active.headerB64}.${base64url(JSON.stringify(payload))}`
-    const signature = sign('sha256', Buffer.from(input), {
-      key: active.privateKey,
-      dsaEncoding: 'ieee-p1363',
-    })
+    // A bare KeyObject (DER out) and a conversion in JS: an options object with `dsaEncoding`
+    // costs about as much as the signature itself (see spiffe/ecdsa-signature.ts).
+    const signature = derToP1363(sign('sha256', Buffer.from(input), active.privateKey), 32)
     const token = `${input}.${signature.toString('base64url')}`
     const issuedAt = new Date(iat * 1000)
     const expiresAt = new Date(exp * 1000)

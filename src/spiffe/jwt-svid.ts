@@ -1,5 +1,6 @@
 import { constants, createPublicKey, verify, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { TesseraError } from '../errors.js'
+import { p1363ToDer } from './ecdsa-signature.js'
 import { parseSpiffeId } from './id.js'
 import { parseStrictJson } from './strict-json.js'
 import type { JwtAuthority, TrustBundle } from './types.js'
@@ -64,6 +65,26 @@ function decodeSegment(segment: string, what: string): Record<string, unknown> {
   return doc
 }
 
+/**
+ * Decoded headers by their base64url text: the tokens of one signing key share one header, so the
+ * strict parse runs once per distinct header (a bounded cache; parsing is a pure function of the
+ * text). Callers get a copy, never the cached object.
+ */
+const headerCache = new Map<string, Record<string, unknown>>()
+const headerCacheMax = 256
+
+function decodedHeader(segment: string): Record<string, unknown> {
+  let header = headerCache.get(segment)
+  if (header === undefined) {
+    header = decodeSegment(segment, 'header')
+    if (segment.length <= 512) {
+      if (headerCache.size >= headerCacheMax) headerCache.clear()
+      headerCache.set(segment, header)
+    }
+  }
+  return Object.assign(Object.create(null) as Record<string, unknown>, header)
+}
+
 /** Splits and decodes a compact JWS without verifying it (verification follows in the caller). */
 export function decodeJwt(token: string): {
   header: Record<string, unknown>
@@ -82,7 +103,7 @@ export function decodeJwt(token: string): {
     throw bad('a JWT part is not base64url', 'malformed')
   }
   return {
-    header: decodeSegment(h, 'header'),
+    header: decodedHeader(h),
     payload: decodeSegment(p, 'payload'),
     signingInput: `${h}.${p}`,
     signature: Buffer.from(s, 'base64url'),
@@ -101,6 +122,7 @@ function keyOf(authority: JwtAuthority): KeyObject {
 }
 
 const ecCurve: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' }
+const ecSize: Record<string, number> = { ES256: 32, ES384: 48, ES512: 66 }
 
 function verifySignature(
   alg: JwtSvidAlg,
@@ -113,7 +135,9 @@ function verifySignature(
   const family = alg.slice(0, 2)
   if (family === 'ES') {
     if (jwk.kty !== 'EC' || jwk.crv !== ecCurve[alg]) return false
-    return verify(hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, sig)
+    // The bare KeyObject and a DER signature: see ecdsa-signature.ts for why.
+    const der = p1363ToDer(sig, ecSize[alg]!)
+    return der !== undefined && verify(hash, Buffer.from(input), key, der)
   }
   if (jwk.kty !== 'RSA') return false
   if (family === 'RS') {
