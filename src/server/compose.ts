@@ -187,7 +187,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       logger,
       bodyLimit: options.bodyLimit,
       metricsRequireToken: options.metricsRequireToken,
-      ...(options.control ? { control: options.control } : {}),
+      control: { federatedBundles: () => federation.bundles(), ...options.control },
     })
     const host = options.host ?? '127.0.0.1'
     const port = options.port ?? defaultPort

@@ -12,6 +12,7 @@ import { x509popEvidence } from '../../attestation/x509pop-attestor.js'
 import { createInventory } from '../../inventory/index.js'
 import { createFixedClock } from '../../runtime/clock.js'
 import { buildApp } from '../../server/app.js'
+import type { TrustBundle } from '../../spiffe/types.js'
 import { createApiToken } from '../../server/auth/api-tokens.js'
 import { openStore, type Store } from '../../store/index.js'
 import {
@@ -44,6 +45,7 @@ describe('agent control client against a real server', () => {
   let admin: string
   let nodeCa: Awaited<ReturnType<typeof makeCaCert>>
   let nodeCaKeys: Awaited<ReturnType<typeof generateP256>>
+  const federated = new Map<string, TrustBundle>()
 
   async function startServer(listenPort = 0) {
     app = await buildApp({
@@ -55,6 +57,7 @@ describe('agent control client against a real server', () => {
         pollIntervalMs: 100,
         heartbeatMs: 500,
         nodeAttestors: { x509pop: { rootsPem: nodeCa.toString('pem') } },
+        federatedBundles: async () => federated,
       },
     })
     await app.listen({ host: '127.0.0.1', port: listenPort })
@@ -93,6 +96,33 @@ describe('agent control client against a real server', () => {
   after(async () => {
     await app.close()
     await store.close()
+  })
+
+  it("fetches federated trust domains' bundles, and drops one when the federation ends", async () => {
+    const partner = { ...(await ca.bundle()), trustDomain: 'partner.org', sequence: 7 }
+    federated.set('partner.org', partner)
+    const { token } = (await api('POST', '/v1/join-tokens', {})) as { token: string }
+    const client = createAgentControlClient({
+      serverUrl: url,
+      attestor: joinTokenEvidence(token),
+      clock,
+      revocationPollMs: 20,
+      federatedPollMs: 60_000,
+    })
+    const changes: string[] = []
+    client.onChange((what) => changes.push(what))
+    await client.start()
+    try {
+      await waitFor('the federated bundle', () => client.bundles().has('partner.org'), 5000)
+      assert.equal(client.bundles().get('partner.org')?.sequence, 7)
+      assert.ok(client.bundles().has(td), 'the own bundle stays')
+      federated.delete('partner.org')
+      clock.advance(60_000)
+      await waitFor('the bundle to go', () => !client.bundles().has('partner.org'), 5000)
+      assert.ok(changes.includes('bundles'))
+    } finally {
+      await client.stop()
+    }
   })
 
   it('attests with a join token, streams entries within a second, signs SVIDs through the port', async () => {

@@ -31,6 +31,8 @@ export interface AgentControlClientOptions {
    * small request). Revocations reach the agent's workloads within this plus one stream push.
    */
   revocationPollMs?: number
+  /** How often federated trust domains' bundles are fetched (default 30 s; they change at their refresh hint). */
+  federatedPollMs?: number
   /** A stream silent this long is considered dead (default 45 s; the server beats every 15 s). */
   staleAfterMs?: number
   random?: () => number
@@ -142,6 +144,8 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
   let revocationCursor = 0
   let revocationLoop: Promise<void> | undefined
   const revocationPollMs = options.revocationPollMs ?? 1000
+  const federatedPollMs = options.federatedPollMs ?? 30_000
+  let lastFederatedPoll = Number.NEGATIVE_INFINITY
 
   const notify = (what: 'entries' | 'bundles' | 'revocations') => {
     for (const l of listeners) {
@@ -464,6 +468,32 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
     if (changed) notify('revocations')
   }
 
+  /** Federated bundles: added, updated, and dropped when the relationship ends. */
+  async function pollFederated(): Promise<void> {
+    if (!svid) return
+    const own = /^spiffe:\/\/([^/]+)/.exec(svid.spiffeId)?.[1]
+    const res = await call<{ items: BundleJson[] }>('GET', '/v1/agent/federated-bundles')
+    const seen = new Set<string>()
+    let changed = false
+    for (const item of res.items) {
+      const b = bundleFromJson(item)
+      if (b.trustDomain === own) continue
+      seen.add(b.trustDomain)
+      const old = bundles.get(b.trustDomain)
+      if (!old || old.sequence !== b.sequence) {
+        bundles.set(b.trustDomain, b)
+        changed = true
+      }
+    }
+    for (const td of [...bundles.keys()]) {
+      if (td !== own && !seen.has(td)) {
+        bundles.delete(td)
+        changed = true
+      }
+    }
+    if (changed) notify('bundles')
+  }
+
   async function runRevocations(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
@@ -471,6 +501,15 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
       } catch (err) {
         if (signal.aborted) break
         emit({ type: 'disconnected', error: `deny-list: ${(err as Error).message}` })
+      }
+      if (svid && clock.now().getTime() - lastFederatedPoll >= federatedPollMs) {
+        lastFederatedPoll = clock.now().getTime()
+        try {
+          await pollFederated()
+        } catch (err) {
+          if (signal.aborted) break
+          emit({ type: 'disconnected', error: `federated bundles: ${(err as Error).message}` })
+        }
       }
       await abortable(signal, revocationPollMs)
     }

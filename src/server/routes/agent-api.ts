@@ -43,6 +43,8 @@ export interface ControlPlaneDeps {
   /** Stream heartbeat interval (default 15 s). */
   heartbeatMs?: number
   agentSvidTtlSeconds?: number
+  /** The current bundles of federated trust domains (agents deliver them per `federatesWith`). */
+  federatedBundles?: () => Promise<ReadonlyMap<string, TrustBundle>>
 }
 
 const agentSecurity = [{ agentProof: [] }]
@@ -457,6 +459,26 @@ export async function registerControlPlaneRoutes(
         },
       },
       async () => bundleJson(await need().bundle()),
+    )
+
+    scope.get(
+      '/v1/agent/federated-bundles',
+      {
+        schema: {
+          tags: ['agent-api'],
+          summary: 'The bundles of the trust domains this one federates with',
+          security: agentSecurity,
+          response: {
+            200: Type.Object({ items: Type.Array(BundleSchema) }),
+            ...problemResponses(401, 403),
+          },
+        },
+      },
+      async () => {
+        need()
+        const bundles = deps.federatedBundles ? await deps.federatedBundles() : new Map()
+        return { items: [...bundles.values()].map(bundleJson) }
+      },
     )
   })
 
