@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { createInventory } from '../inventory/index.js'
 import { createRevocationList } from '../lifecycle/revocations.js'
-import { systemClock } from '../runtime/clock.js'
+import { createFixedClock, systemClock } from '../runtime/clock.js'
 import { buildApp } from '../server/app.js'
 import type { Store } from '../store/store.js'
 import { testBackends } from '../../test/support/stores.js'
@@ -126,6 +126,35 @@ for (const backend of testBackends()) {
       const none = await app.inject({ method: 'GET', url: '/v1/crl?keyId=x509-nope' })
       assert.equal(none.statusCode, 404)
       assert.equal(none.json().code, 'TSR_NOT_FOUND')
+    })
+
+    it('reuses a built CRL for a second, then shows a new deny-list entry; a tainted key still signs its own CRL', async () => {
+      const fixed = createFixedClock(new Date())
+      const service = createCrlService({ store, ca, clock: fixed })
+      const first = await service.build()
+      const leaf = await issue('spiffe://example.org/later')
+      await createRevocationList({ store, clock }).add({ targetType: 'serial', value: leaf.serial })
+      assert.equal(await service.build(), first)
+      fixed.advance(1000)
+      const second = await service.build()
+      assert.notEqual(second, first)
+      const serials = (await service.revokedSerials()).map((r) => r.serial)
+      assert.ok(serials.includes(leaf.serial.replace(/^0+/, '')))
+
+      // After a taint the old key stays published: both keys' CRLs are served, and a leaf the
+      // tainted key signed is refused against the PEM set.
+      await ca.taint({ purpose: 'x509_ca' })
+      const pemRes = await app.inject({ method: 'GET', url: '/v1/crl.pem' })
+      assert.equal(pemRes.body.match(/BEGIN X509 CRL/g)?.length, 2)
+      const crlPem = join(dir, `crl2-${backend.name}.pem`)
+      writeFileSync(crlPem, pemRes.body)
+      const bundle = join(dir, `bundle2-${backend.name}.pem`)
+      writeFileSync(bundle, ca.x509Authorities().map(pem).join(''))
+      const file = join(dir, `later-${backend.name}.pem`)
+      writeFileSync(file, pem(leaf.certChain[0]!))
+      const r = openssl('verify', '-crl_check', '-CAfile', bundle, '-CRLfile', crlPem, file)
+      assert.notEqual(r.code, 0)
+      assert.match(r.out, /certificate revoked/)
     })
   })
 }

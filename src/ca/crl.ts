@@ -52,6 +52,11 @@ export interface CrlDeps {
   clock?: Clock
   /** nextUpdate − thisUpdate, seconds (default 3600). */
   validitySeconds?: number
+  /**
+   * A built set of CRLs is reused for this long (default 1000 ms): the endpoint is public, and a
+   * request must not cost a signature per CA key. Well inside the 5 s revocation budget.
+   */
+  cacheMs?: number
 }
 
 const ecdsaWithSha256 = seq(oid('1.2.840.10045.4.3.2'))
@@ -103,6 +108,8 @@ export function createCrlService(deps: CrlDeps): CrlService {
   const clock = deps.clock ?? systemClock
   const validityMs = (deps.validitySeconds ?? 3600) * 1000
   const db = deps.store.db
+  const cacheMs = deps.cacheMs ?? 1000
+  let cached: { at: number; keys: string; crls: Promise<Crl[]> } | undefined
 
   async function revokedSerials(): Promise<RevokedSerial[]> {
     const now = clock.now().toISOString()
@@ -145,26 +152,41 @@ export function createCrlService(deps: CrlDeps): CrlService {
 
   return {
     revokedSerials,
-    async build() {
+    build() {
       const issuers = deps.ca.crlIssuers()
-      if (issuers.length === 0) throw new TesseraError('TSR_CA_KEY', 'no published X.509 CA key')
-      const revoked = await revokedSerials()
-      // Whole seconds: the DER times have no fraction, and the CRL number follows thisUpdate.
-      const thisUpdate = new Date(Math.floor(clock.now().getTime() / 1000) * 1000)
-      const nextUpdate = new Date(thisUpdate.getTime() + validityMs)
-      return issuers.map((issuer) => {
-        const akid = readCertificateExtensions(issuer.certDer).subjectKeyId
-        const der = encodeCrl({
-          issuerName: subjectNameDer(issuer.certDer),
-          ...(akid ? { authorityKeyId: akid } : {}),
-          thisUpdate,
-          nextUpdate,
-          crlNumber: thisUpdate.getTime() / 1000,
-          revoked,
-          sign: issuer.sign,
-        })
-        return { keyId: issuer.keyId, der, thisUpdate, nextUpdate }
+      const now = clock.now().getTime()
+      const keys = issuers.map((i) => i.keyId).join(',')
+      if (cached && cached.keys === keys && now >= cached.at && now - cached.at < cacheMs) {
+        return cached.crls
+      }
+      const crls = buildFor(issuers)
+      cached = { at: now, keys, crls }
+      // A failed build is not kept.
+      crls.catch(() => {
+        if (cached?.crls === crls) cached = undefined
       })
+      return crls
     },
+  }
+
+  async function buildFor(issuers: ReturnType<CrlDeps['ca']['crlIssuers']>): Promise<Crl[]> {
+    if (issuers.length === 0) throw new TesseraError('TSR_CA_KEY', 'no published X.509 CA key')
+    const revoked = await revokedSerials()
+    // Whole seconds: the DER times have no fraction, and the CRL number follows thisUpdate.
+    const thisUpdate = new Date(Math.floor(clock.now().getTime() / 1000) * 1000)
+    const nextUpdate = new Date(thisUpdate.getTime() + validityMs)
+    return issuers.map((issuer) => {
+      const akid = readCertificateExtensions(issuer.certDer).subjectKeyId
+      const der = encodeCrl({
+        issuerName: subjectNameDer(issuer.certDer),
+        ...(akid ? { authorityKeyId: akid } : {}),
+        thisUpdate,
+        nextUpdate,
+        crlNumber: thisUpdate.getTime() / 1000,
+        revoked,
+        sign: issuer.sign,
+      })
+      return { keyId: issuer.keyId, der, thisUpdate, nextUpdate }
+    })
   }
 }
