@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { createCertificateAuthority, type Ca } from '../../src/ca/ca.js'
 import { createDiskKeyManager } from '../../src/ca/key-manager.js'
+import { testRoot } from '../../src/ca/testing/pki.js'
 import { localBackend, type Backend } from '../../src/cli/backend.js'
 import { runCli } from '../../src/cli/program.js'
 import { createInventory } from '../../src/inventory/index.js'
@@ -266,3 +267,47 @@ for (const backend of testBackends()) {
     })
   })
 }
+
+describe('CA key admin on a local store whose CA is an upstream intermediate', () => {
+  it('refuses a local taint (a successor needs the upstream key) and changes nothing', async () => {
+    const store = await testBackends()[0]!.open()
+    try {
+      const clock = createFixedClock(new Date())
+      const kek = randomBytes(32)
+      const root = testRoot('example.org')
+      const ca = await createCertificateAuthority({
+        store,
+        keyManager: createDiskKeyManager(kek),
+        clock,
+        trustDomain: 'example.org',
+        upstream: { chain: [root.der], privateKey: root.key, roots: [root.der] },
+      })
+      const before = ca.keys().map((k) => `${k.id}:${k.slot}:${k.tainted}`)
+      const backend: Backend = {
+        ...(await localBackend(store, clock, {
+          USER: 'test',
+          TESSERA_KEK: kek.toString('base64'),
+        })),
+        close: async () => {},
+      }
+      const stdout = new Capture()
+      const stderr = new Capture()
+      const code = await runCli(['ca', 'taint', '--purpose', 'x509_ca'], {
+        stdout,
+        stderr,
+        clock,
+        env: { TESSERA_CONFIG: tempDir() + '/none.json' },
+        openBackend: async () => backend,
+      })
+      assert.equal(code, 3)
+      assert.match(stderr.text, /intermediate under an upstream CA/)
+      await ca.tick()
+      assert.deepEqual(
+        ca.keys().map((k) => `${k.id}:${k.slot}:${k.tainted}`),
+        before,
+      )
+    } finally {
+      await store.close()
+    }
+  })
+})
