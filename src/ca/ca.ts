@@ -106,6 +106,8 @@ export interface Ca extends CertificateAuthority {
   keys(): CaKeyView[]
   /** The X.509 trust anchors (DER) of this trust domain: the roots (or upstream roots). */
   x509Authorities(): Buffer[]
+  /** CRL signers: every published X.509 CA key with its certificate, the active one first. */
+  crlIssuers(): { keyId: string; certDer: Buffer; sign(data: Buffer): Buffer }[]
 }
 
 interface KeyRow {
@@ -698,6 +700,18 @@ export async function createCertificateAuthority(deps: CaDeps): Promise<Ca> {
     taint,
     revoke,
     x509Authorities,
+    crlIssuers: () => {
+      const now = clock.now()
+      const active = x509
+      return rows
+        .filter((r) => r.purpose === 'x509_ca' && r.certDer && published(r, now))
+        .sort((a, b) => Number(b.id === active?.row.id) - Number(a.id === active?.row.id))
+        .map((r) => {
+          const key =
+            r.id === active?.row.id ? active.issuer.privateKey : keyManager.unseal(r.id, r.sealed)
+          return { keyId: r.id, certDer: r.certDer!, sign: (data) => sign('sha256', data, key) }
+        })
+    },
     keys: () => {
       const now = clock.now()
       return rows.map((r) => ({

@@ -4,6 +4,7 @@ import type { Inventory } from '../inventory/inventory-types.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
+import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
 import {
   createRemoteClient,
@@ -28,6 +29,8 @@ export interface Backend {
   readonly federation: FederationAdmin
   /** SPIFFE control plane admin: entries, join tokens, agents. */
   readonly control?: ControlAdmin
+  /** CA keys (emergency rotation) and the issuance history. */
+  readonly ca?: CaAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
   close(): Promise<void>
@@ -120,6 +123,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       revocations: client.revocations,
       federation: client.federation,
       control: remoteControlAdmin(client.http),
+      ca: remoteCaAdmin(client.http),
       close: async () => {},
     }
   }
@@ -161,6 +165,7 @@ export async function localBackend(
     },
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     control: localControlAdmin(store, clock),
+    ca: localCaAdmin(store, clock, env),
     store,
     close: () => store.close(),
   }

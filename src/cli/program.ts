@@ -1,7 +1,9 @@
 import { Command, CommanderError, Option } from 'commander'
 import { systemClock } from '../runtime/clock.js'
+import { registerAccessCommands } from './commands/access.js'
 import { registerAgentCommand } from './commands/agent.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
+import { registerCaCommands } from './commands/ca.js'
 
 import { registerFederationCommands } from './commands/federation.js'
 import { registerEntryCommands } from './commands/entry.js'
@@ -59,6 +61,8 @@ ${exitCodesHelp}`,
   registerSvidCommands(program, ctx)
   registerDiscoverCommands(program, ctx)
   registerScanCommand(program, ctx)
+  registerCaCommands(program, ctx)
+  registerAccessCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -23,6 +23,7 @@ import { registerErrorHandling } from './plugins/error-handler.js'
 import { registerMetrics } from './plugins/metrics.js'
 import { problemResponses } from './schemas.js'
 import { registerBundleRoutes } from './routes/bundle.js'
+import { registerCaAdminRoutes } from './routes/ca-admin.js'
 import { registerExportRoutes } from './routes/export.js'
 import { registerFederationRoutes } from './routes/federation.js'
 import { registerGraphRoutes } from './routes/graph.js'
@@ -186,6 +187,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerTokenExchangeRoute(scope, { exchange: deps.tokenExchange }),
   )
   await app.register(async (scope) => registerBundleRoutes(scope, { ca: deps.ca }))
+  await app.register(async (scope) =>
+    registerCaAdminRoutes(scope, { store, clock, ...(deps.ca ? { ca: deps.ca } : {}) }),
+  )
   await app.register(async (scope) =>
     registerFederationRoutes(scope, { federation: deps.federation }),
   )
