@@ -3,6 +3,7 @@ import type { JwtSvidResult, X509SvidResult } from '../ca/ca-types.js'
 import { TesseraError } from '../errors.js'
 import type { Clock } from '../runtime/clock.js'
 import type { RegistrationEntry, Selector, TrustBundle } from '../spiffe/types.js'
+import { allowedJwtAlgs } from '../spiffe/jwt-svid.js'
 import {
   WorkloadApiError,
   type WatchUpdate,
@@ -78,17 +79,7 @@ interface Watcher {
   closed: boolean
 }
 
-const allowedJwtAlgs = new Set([
-  'RS256',
-  'RS384',
-  'RS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'PS256',
-  'PS384',
-  'PS512',
-])
+const allowedJwtAlgSet: ReadonlySet<string> = new Set(allowedJwtAlgs)
 
 /**
  * The node agent's core: matches attested workloads to registration entries, mints X.509 SVIDs
@@ -682,7 +673,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
     } catch (err) {
       throw bad('malformed JWT-SVID', err)
     }
-    if (typeof header.alg !== 'string' || !allowedJwtAlgs.has(header.alg)) {
+    if (typeof header.alg !== 'string' || !allowedJwtAlgSet.has(header.alg)) {
       throw bad(`JWT-SVID algorithm ${String(header.alg)} is not allowed`)
     }
     const sub = payload.sub

@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { TesseraError } from '../errors.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
+import { parseSpiffeId } from '../spiffe/id.js'
 import type { Store } from '../store/store.js'
 
 /**
@@ -68,7 +69,6 @@ export interface RevocationDeps {
 
 const maxReason = 500
 const maxPage = 10_000
-const spiffeIdPattern = /^spiffe:\/\/[a-z0-9._-]{1,255}(\/[A-Za-z0-9._-]+)*$/
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /**
@@ -91,15 +91,13 @@ export function normaliseTarget(targetType: RevocationTarget, value: string): st
   switch (targetType) {
     case 'spiffe_id': {
       const id = value.trim()
-      if (
-        id.length > 2048 ||
-        !spiffeIdPattern.test(id) ||
-        id.includes('/./') ||
-        id.includes('/../')
-      ) {
+      try {
+        parseSpiffeId(id)
+      } catch (err) {
         throw new TesseraError(
           'TSR_VALIDATION',
-          `"${value}" is not a SPIFFE ID (spiffe://trust-domain/path, lower-case trust domain)`,
+          `"${value}" is not a SPIFFE ID (${(err as Error).message})`,
+          { cause: err },
         )
       }
       return id

@@ -7,34 +7,13 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
+import { splitDerCertificates } from '../../src/agent/svid-helper.js'
 import { startServer, type RunningServer } from '../../src/server/compose.js'
 import {
   createWorkloadApiClient,
   type WorkloadApiClient,
   type X509SvidResponseMessage,
 } from '../../src/workload-api/client.js'
-
-/** Splits concatenated DER certificates (the Workload API's bundle encoding). */
-function splitDer(buf: Buffer): Buffer[] {
-  const out: Buffer[] = []
-  let i = 0
-  while (i < buf.length) {
-    const lenByte = buf[i + 1]!
-    let len: number
-    let header: number
-    if (lenByte < 0x80) {
-      len = lenByte
-      header = 2
-    } else {
-      const n = lenByte & 0x7f
-      len = buf.subarray(i + 2, i + 2 + n).reduce((a, b) => a * 256 + b, 0)
-      header = 2 + n
-    }
-    out.push(buf.subarray(i, i + header + len))
-    i += header + len
-  }
-  return out
-}
 
 const pem = (der: Buffer) => new X509Certificate(der).toString()
 const quiet = new Writable({ write: (_c, _e, done) => done() })
@@ -148,8 +127,8 @@ describe('SPIFFE end to end: server, agent process, Workload API client', () => 
     )
     await until('the SVID', () => latest.msg?.svids.some((s) => s.spiffe_id === spiffeId) ?? false)
     const svid = latest.msg!.svids.find((s) => s.spiffe_id === spiffeId)!
-    const chain = splitDer(svid.x509_svid)
-    const roots = splitDer(svid.bundle)
+    const chain = splitDerCertificates(svid.x509_svid)
+    const roots = splitDerCertificates(svid.bundle)
     writeFileSync(join(dir, 'leaf.pem'), pem(chain[0]!))
     writeFileSync(join(dir, 'chain.pem'), chain.slice(1).map(pem).join(''))
     writeFileSync(join(dir, 'bundle.pem'), roots.map(pem).join(''))

@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { TesseraError } from '../../errors.js'
 import type { CommandContext } from '../context.js'
+import { waitForSignal } from '../signals.js'
 import { listOf } from '../options.js'
 import { addAgentAdminCommands } from './agent-admin.js'
 
@@ -178,16 +179,4 @@ stdout: one banner line (with --json {"spiffeId","socket"}); stderr: JSON log li
       await client.stop()
     })
   addAgentAdminCommands(agent, ctx)
-}
-
-function waitForSignal(): Promise<void> {
-  return new Promise((done) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      done()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
 }

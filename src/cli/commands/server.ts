@@ -4,6 +4,7 @@ import { TesseraError } from '../../errors.js'
 import type { NodeAttestorsConfig } from '../../attestation/node-attestor-registry.js'
 import type { ServerOptions } from '../../server/compose.js'
 import type { CommandContext } from '../context.js'
+import { waitForSignal } from '../signals.js'
 import { intOption, oneOf } from '../options.js'
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -247,19 +248,4 @@ function banner(
       `${rule}\n`
   }
   return text + '\n'
-}
-
-/** Resolves on the first SIGINT or SIGTERM; a second one exits at once (130). */
-function waitForSignal(): Promise<void> {
-  return new Promise((resolveWait) => {
-    const onSignal = () => {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-      process.once('SIGINT', () => process.exit(130))
-      process.once('SIGTERM', () => process.exit(130))
-      resolveWait()
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-  })
 }
