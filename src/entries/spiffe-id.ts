@@ -1,4 +1,5 @@
 import { TesseraError } from '../errors.js'
+import { parseSpiffeId as parseLibrarySpiffeId } from '../spiffe/id.js'
 
 /**
  * A minimal SPIFFE ID check (SPIFFE-ID.md §2): `spiffe://<trust-domain>[/<path>]`, lower-case trust
@@ -13,35 +14,21 @@ export interface ParsedSpiffeId {
 }
 
 const trustDomainPattern = /^[a-z0-9._-]{1,255}$/
-const segmentPattern = /^[A-Za-z0-9._-]+$/
 
 export function parseSpiffeId(value: unknown, field = 'spiffeId'): ParsedSpiffeId {
-  const bad = (why: string) =>
-    new TesseraError('TSR_VALIDATION', `${field}: ${why}`, { details: { field } })
-  if (typeof value !== 'string') throw bad('must be a string')
-  if (Buffer.byteLength(value, 'utf8') > 2048) throw bad('is longer than 2048 bytes')
-  if (!value.startsWith('spiffe://'))
-    throw bad(`${JSON.stringify(value)} must start with spiffe://`)
-  const rest = value.slice('spiffe://'.length)
-  const slash = rest.indexOf('/')
-  const trustDomain = slash < 0 ? rest : rest.slice(0, slash)
-  const path = slash < 0 ? '' : rest.slice(slash)
-  if (!trustDomainPattern.test(trustDomain)) {
-    throw bad(
-      `trust domain ${JSON.stringify(trustDomain)} must be 1-255 characters of lower-case letters, digits, . - _`,
-    )
+  if (typeof value !== 'string') {
+    throw new TesseraError('TSR_VALIDATION', `${field}: must be a string`, { details: { field } })
   }
-  if (path !== '') {
-    const segments = path.slice(1).split('/')
-    for (const segment of segments) {
-      if (segment === '') throw bad('path has an empty segment or a trailing slash')
-      if (segment === '.' || segment === '..') throw bad('path has a . or .. segment')
-      if (!segmentPattern.test(segment)) {
-        throw bad(`path segment ${JSON.stringify(segment)} may hold only letters, digits, . - _`)
-      }
-    }
+  try {
+    const { trustDomain, path } = parseLibrarySpiffeId(value)
+    return { trustDomain, path }
+  } catch (err) {
+    // The SPIFFE library's reason, as this API's validation error naming the field.
+    throw new TesseraError('TSR_VALIDATION', `${field}: ${(err as Error).message}`, {
+      details: { field },
+      cause: err,
+    })
   }
-  return { trustDomain, path }
 }
 
 /** A SPIFFE ID that names a workload or agent: it has a path. */
