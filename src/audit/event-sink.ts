@@ -53,3 +53,17 @@ export function createMemoryEventSink(): EventSink & { readonly events: AuditEve
     },
   }
 }
+
+/** An event as the log stored it: its place in the chain and its time. */
+export interface StoredAuditEvent extends AuditEventInput {
+  seq: number
+  at: Date
+}
+
+/**
+ * What reads the event stream as it is written (anomaly detection, usage from decisions). The audit
+ * log calls every observer with each durable batch, in order; an observer must keep up or buffer.
+ */
+export interface EventObserver {
+  observe(events: readonly StoredAuditEvent[]): void | Promise<void>
+}
