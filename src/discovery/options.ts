@@ -78,6 +78,21 @@ export class OptionReader {
     return v
   }
 
+  boolean(key: string): boolean | undefined {
+    const v = this.raw(key)
+    if (v === undefined) return undefined
+    if (typeof v !== 'boolean') {
+      this.problems.push(`${key}: must be true or false`)
+      return undefined
+    }
+    return v
+  }
+
+  /** Whether the options name this key (read or not). */
+  has(key: string): boolean {
+    return Object.hasOwn(this.config.options, key)
+  }
+
   /** A secret given as the name of an environment variable (`passwordEnv: P12_PASSWORD`). */
   secretFromEnv(key: string): string | undefined {
     const name = this.string(key)

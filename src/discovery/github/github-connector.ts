@@ -3,6 +3,14 @@ import { createCollector, isoDate, type Collector } from '../collector.js'
 import type { Connector, ConnectorFactory, DiscoverContext } from '../connector.js'
 import { isObj, str, type Json } from '../json-export.js'
 import { OptionReader } from '../options.js'
+import {
+  openLiveClient,
+  readLiveApi,
+  requireOneInput,
+  withDocuments,
+  type LiveApiConfig,
+} from '../live/live-source.js'
+import { fetchGithubOrg } from './github-api.js'
 import { inputError } from '../parse/input-error.js'
 import { formatPath, parseJsonInput } from '../parse/json.js'
 import { parseAuthorizedKeyLine, SshKeyError } from '../ssh/ssh-keys.js'
@@ -19,16 +27,38 @@ import { parseAuthorizedKeyLine, SshKeyError } from '../ssh/ssh-keys.js'
  */
 export const createGithubConnector: ConnectorFactory = (config) => {
   const o = new OptionReader(config)
-  const file = o.path('file', true)
+  const file = o.path('file')
+  const live = readLiveApi(o, { tokenEnv: 'GITHUB_TOKEN', env: config.env })
+  const org = o.string('org')
+  requireOneInput(o, file !== undefined, live, 'file')
+  if (live && org === undefined) o.problems.push('org: required with api')
   const problems = o.finish()
   if (problems.length > 0) return { ok: false, problems }
   const connector: Connector = {
     kind: 'github',
     name: config.name,
     scope: config.scope ?? 'full',
-    discover: (ctx) => discoverGithub(ctx, config.name, file),
+    discover: (ctx) =>
+      live
+        ? discoverGithubLive(ctx, config.name, live, org!)
+        : discoverGithub(ctx, config.name, file!),
   }
   return { ok: true, connector }
+}
+
+/** The live API, read into the export document and parsed as one. */
+async function* discoverGithubLive(
+  ctx: DiscoverContext,
+  source: string,
+  live: LiveApiConfig,
+  org: string,
+): AsyncGenerator<Observation> {
+  const client = await openLiveClient(ctx, live, {
+    headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
+  })
+  const doc = await fetchGithubOrg(ctx, client, org)
+  const label = `${client.baseUrl}orgs/${org}`
+  yield* discoverGithub(withDocuments(ctx, new Map([[label, doc]])), source, label)
 }
 
 async function* discoverGithub(
