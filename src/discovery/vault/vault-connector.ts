@@ -3,6 +3,14 @@ import { createCollector, type Collector } from '../collector.js'
 import type { Connector, ConnectorFactory, DiscoverContext } from '../connector.js'
 import { isObj, str, type Json } from '../json-export.js'
 import { OptionReader } from '../options.js'
+import {
+  openLiveClient,
+  readLiveApi,
+  requireOneInput,
+  withDocuments,
+  type LiveApiConfig,
+} from '../live/live-source.js'
+import { fetchVault } from './vault-api.js'
 import { inputError } from '../parse/input-error.js'
 import { formatPath, parseJsonInput } from '../parse/json.js'
 
@@ -19,17 +27,41 @@ import { formatPath, parseJsonInput } from '../parse/json.js'
  */
 export const createVaultConnector: ConnectorFactory = (config) => {
   const o = new OptionReader(config)
-  const file = o.path('file', true)
+  const file = o.path('file')
+  const live = readLiveApi(o, { tokenEnv: 'VAULT_TOKEN', env: config.env })
+  const namespace = o.string('namespace')
   const cluster = o.string('cluster') ?? config.name.replace(/^(vault|openbao):/, '')
+  requireOneInput(o, file !== undefined, live, 'file')
+  if (namespace !== undefined && !live) o.problems.push('namespace: only with api')
   const problems = o.finish()
   if (problems.length > 0) return { ok: false, problems }
   const connector: Connector = {
     kind: 'vault',
     name: config.name,
     scope: config.scope ?? 'full',
-    discover: (ctx) => discoverVault(ctx, config.name, cluster, file),
+    discover: (ctx) =>
+      live
+        ? discoverVaultLive(ctx, config.name, cluster, live, namespace)
+        : discoverVault(ctx, config.name, cluster, file!),
   }
   return { ok: true, connector }
+}
+
+/** The live API (`X-Vault-Token`, optional `X-Vault-Namespace`), read into the export document. */
+async function* discoverVaultLive(
+  ctx: DiscoverContext,
+  source: string,
+  cluster: string,
+  live: LiveApiConfig,
+  namespace: string | undefined,
+): AsyncGenerator<Observation> {
+  const client = await openLiveClient(ctx, live, {
+    auth: { header: 'X-Vault-Token' },
+    ...(namespace === undefined ? {} : { headers: { 'x-vault-namespace': namespace } }),
+  })
+  const doc = await fetchVault(ctx, client)
+  const label = `${client.baseUrl}v1`
+  yield* discoverVault(withDocuments(ctx, new Map([[label, doc]])), source, cluster, label)
 }
 
 /** Vault's "never": the zero time, or a missing value. */
