@@ -2,6 +2,14 @@ import type { CredentialType, Observation } from '../../inventory/observation.js
 import { createCollector, isoDate, ownerKeys, type Collector } from '../collector.js'
 import type { Connector, ConnectorFactory, DiscoverContext } from '../connector.js'
 import { OptionReader } from '../options.js'
+import {
+  openLiveClient,
+  readLiveApi,
+  requireOneInput,
+  withDocuments,
+  type LiveApiConfig,
+} from '../live/live-source.js'
+import { fetchKubernetes } from './kubernetes-api.js'
 import { inputError } from '../parse/input-error.js'
 import { formatPath, parseJsonInput } from '../parse/json.js'
 
@@ -12,20 +20,61 @@ import { formatPath, parseJsonInput } from '../parse/json.js'
  */
 export const createKubernetesConnector: ConnectorFactory = (config) => {
   const o = new OptionReader(config)
-  const files = o.paths('file', true)
+  const files = o.paths('file')
+  const inCluster = o.boolean('inCluster') ?? false
+  let live = readLiveApi(o, { tokenEnv: 'KUBERNETES_TOKEN', env: config.env })
+  if (inCluster) {
+    if (live) o.problems.push('inCluster and api: give one')
+    const host = config.env.KUBERNETES_SERVICE_HOST
+    const port = config.env.KUBERNETES_SERVICE_PORT ?? '443'
+    if (!host) o.problems.push('inCluster: KUBERNETES_SERVICE_HOST is not set (not in a pod?)')
+    else {
+      live = {
+        url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+        tokenFile: `${serviceAccountDir}/token`,
+        caFile: `${serviceAccountDir}/ca.crt`,
+        timeoutMs: 30_000,
+        allowInsecureHttp: false,
+      }
+    }
+  }
+  const pageSize = o.int('pageSize', 1, 5000)
   const cluster = o.string('cluster') ?? config.name.replace(/^k8s:/, '')
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(cluster)) {
     o.problems.push('cluster: letters, digits and . _ - (default: the source name after k8s:)')
   }
+  if (!inCluster) requireOneInput(o, files.length > 0, live, 'file')
+  else if (files.length > 0) o.problems.push('file and inCluster: give one')
   const problems = o.finish()
   if (problems.length > 0) return { ok: false, problems }
+  const api = live
   const connector: Connector = {
     kind: 'kubernetes',
     name: config.name,
     scope: config.scope ?? 'full',
-    discover: (ctx) => discoverKubernetes(ctx, config.name, cluster, files),
+    discover: (ctx) =>
+      api
+        ? discoverKubernetesLive(ctx, config.name, cluster, api, pageSize)
+        : discoverKubernetes(ctx, config.name, cluster, files),
   }
   return { ok: true, connector }
+}
+
+/** Where a pod finds its service account's token and the cluster CA. */
+const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount'
+
+/** The API server, read into the List a dump holds, then parsed as one. */
+async function* discoverKubernetesLive(
+  ctx: DiscoverContext,
+  source: string,
+  cluster: string,
+  live: LiveApiConfig,
+  pageSize: number | undefined,
+): AsyncGenerator<Observation> {
+  const client = await openLiveClient(ctx, live)
+  const doc = await fetchKubernetes(ctx, client, pageSize)
+  const label = client.baseUrl
+  yield* discoverKubernetes(withDocuments(ctx, new Map([[label, doc]])), source, cluster, [label])
 }
 
 type Json = Record<string, unknown>

@@ -1,4 +1,10 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type RequestListener,
+  type Server,
+} from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 
 export interface FakeRequest {
@@ -27,10 +33,11 @@ export interface FakeApi {
 
 export async function startFakeApi(
   handler: (req: FakeRequest, baseUrl: string) => FakeAnswer | undefined,
+  options: { tls?: { key: Buffer; cert: Buffer } } = {},
 ): Promise<FakeApi> {
   const requests: FakeRequest[] = []
   let baseUrl = ''
-  const server: Server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
@@ -51,9 +58,13 @@ export async function startFakeApi(
       })
       res.end(answer.body === undefined ? '' : JSON.stringify(answer.body))
     })
-  })
+  }
+  const server: Server = options.tls
+    ? createTlsServer(options.tls, listener)
+    : createServer(listener)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const scheme = options.tls ? 'https' : 'http'
+  baseUrl = `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`
   return {
     url: baseUrl,
     requests,
