@@ -3,6 +3,14 @@ import { createCollector, isoDate, type Collector } from '../collector.js'
 import type { Connector, ConnectorFactory, DiscoverContext } from '../connector.js'
 import { readJsonArray, str, type Json } from '../json-export.js'
 import { OptionReader } from '../options.js'
+import {
+  openLiveClient,
+  readLiveApi,
+  requireOneInput,
+  withDocuments,
+  type LiveApiConfig,
+} from '../live/live-source.js'
+import { fetchEntra } from './azure-api.js'
 import { inputError } from '../parse/input-error.js'
 
 /**
@@ -15,18 +23,43 @@ export const createAzureConnector: ConnectorFactory = (config) => {
   const o = new OptionReader(config)
   const apps = o.path('apps')
   const servicePrincipals = o.path('servicePrincipals')
-  if (!apps && !servicePrincipals && o.problems.length === 0) {
-    o.problems.push('apps or servicePrincipals: give at least one file')
-  }
+  const live = readLiveApi(o, { tokenEnv: 'AZURE_GRAPH_TOKEN', env: config.env })
+  requireOneInput(
+    o,
+    apps !== undefined || servicePrincipals !== undefined,
+    live,
+    'apps/servicePrincipals',
+  )
   const problems = o.finish()
   if (problems.length > 0) return { ok: false, problems }
   const connector: Connector = {
     kind: 'azure',
     name: config.name,
     scope: config.scope ?? 'full',
-    discover: (ctx) => discoverAzure(ctx, config.name, { apps, servicePrincipals }),
+    discover: (ctx) =>
+      live
+        ? discoverAzureLive(ctx, config.name, live)
+        : discoverAzure(ctx, config.name, { apps, servicePrincipals }),
   }
   return { ok: true, connector }
+}
+
+/** Microsoft Graph, read into the two lists the az CLI would print. */
+async function* discoverAzureLive(
+  ctx: DiscoverContext,
+  source: string,
+  live: LiveApiConfig,
+): AsyncGenerator<Observation> {
+  const graph = await openLiveClient(ctx, live)
+  const docs = await fetchEntra(ctx, graph)
+  const files = new Map<string, unknown>()
+  const label = (p: string) => `${graph.baseUrl}v1.0/${p}`
+  if (docs.apps) files.set(label('applications'), docs.apps)
+  if (docs.servicePrincipals) files.set(label('servicePrincipals'), docs.servicePrincipals)
+  yield* discoverAzure(withDocuments(ctx, files), source, {
+    apps: docs.apps ? label('applications') : undefined,
+    servicePrincipals: docs.servicePrincipals ? label('servicePrincipals') : undefined,
+  })
 }
 
 const objects = (v: unknown): Json[] =>

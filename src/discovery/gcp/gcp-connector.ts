@@ -3,6 +3,14 @@ import { createCollector, isoDate } from '../collector.js'
 import type { Connector, ConnectorFactory, DiscoverContext } from '../connector.js'
 import { isObj, readJsonArray, str } from '../json-export.js'
 import { OptionReader } from '../options.js'
+import {
+  openLiveClient,
+  readLiveApi,
+  requireOneInput,
+  withDocuments,
+  type LiveApiConfig,
+} from '../live/live-source.js'
+import { fetchGcpProject } from './gcp-api.js'
 import { inputError } from '../parse/input-error.js'
 import { parseJsonInput, formatPath } from '../parse/json.js'
 
@@ -14,20 +22,75 @@ import { parseJsonInput, formatPath } from '../parse/json.js'
  */
 export const createGcpConnector: ConnectorFactory = (config) => {
   const o = new OptionReader(config)
-  const serviceAccounts = o.path('serviceAccounts', true)
+  const serviceAccounts = o.path('serviceAccounts')
   const keys = o.paths('keys')
   const iamPolicy = o.path('iamPolicy')
   const project = o.string('project')
-  if (iamPolicy && !project) o.problems.push('project: required with iamPolicy')
+  const live = readLiveApi(o, { tokenEnv: 'GOOGLE_OAUTH_ACCESS_TOKEN', env: config.env })
+  const resourceManagerApi = o.string('resourceManagerApi')
+  const readIamPolicy = o.boolean('readIamPolicy') ?? true
+  requireOneInput(o, serviceAccounts !== undefined, live, 'serviceAccounts')
+  if (live && (keys.length > 0 || iamPolicy))
+    o.problems.push('keys and iamPolicy: files, not with api')
+  if (!live && keys.length > 0 && !serviceAccounts) o.problems.push('keys: needs serviceAccounts')
+  if ((iamPolicy || live) && !project)
+    o.problems.push(`project: required with ${live ? 'api' : 'iamPolicy'}`)
+  if (!live && resourceManagerApi) o.problems.push('resourceManagerApi: only with api')
   const problems = o.finish()
   if (problems.length > 0) return { ok: false, problems }
   const connector: Connector = {
     kind: 'gcp',
     name: config.name,
     scope: config.scope ?? 'full',
-    discover: (ctx) => discoverGcp(ctx, config.name, { serviceAccounts, keys, iamPolicy, project }),
+    discover: (ctx) =>
+      live
+        ? discoverGcpLive(
+            ctx,
+            config.name,
+            live,
+            project!,
+            readIamPolicy
+              ? (resourceManagerApi ?? 'https://cloudresourcemanager.googleapis.com')
+              : undefined,
+          )
+        : discoverGcp(ctx, config.name, {
+            serviceAccounts: serviceAccounts!,
+            keys,
+            iamPolicy,
+            project,
+          }),
   }
   return { ok: true, connector }
+}
+
+/** The IAM and Resource Manager APIs, read into the three documents gcloud would print. */
+async function* discoverGcpLive(
+  ctx: DiscoverContext,
+  source: string,
+  live: LiveApiConfig,
+  project: string,
+  resourceManagerApi: string | undefined,
+): AsyncGenerator<Observation> {
+  const iam = await openLiveClient(ctx, live)
+  const resourceManager = resourceManagerApi
+    ? await openLiveClient(ctx, { ...live, url: resourceManagerApi })
+    : undefined
+  const docs = await fetchGcpProject(ctx, iam, resourceManager, project)
+  const base = `${iam.baseUrl}v1/projects/${project}`
+  const files = new Map<string, unknown>([
+    [`${base}/serviceAccounts`, docs.serviceAccounts],
+    [`${base}/serviceAccounts/-/keys`, docs.keys],
+  ])
+  if (docs.iamPolicy !== undefined)
+    files.set(`${resourceManager!.baseUrl}v1/projects/${project}:getIamPolicy`, docs.iamPolicy)
+  yield* discoverGcp(withDocuments(ctx, files), source, {
+    serviceAccounts: `${base}/serviceAccounts`,
+    keys: [`${base}/serviceAccounts/-/keys`],
+    ...(docs.iamPolicy !== undefined
+      ? { iamPolicy: `${resourceManager!.baseUrl}v1/projects/${project}:getIamPolicy` }
+      : {}),
+    project,
+  })
 }
 
 async function* discoverGcp(
