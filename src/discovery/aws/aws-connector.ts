@@ -1,6 +1,8 @@
 import type { Observation } from '../../inventory/observation.js'
 import { createCollector, isoDate, latest, ownerKeys, type Collector } from '../collector.js'
-import type { Connector, ConnectorFactory, DiscoverContext } from '../connector.js'
+import type { Connector, ConnectorFactory, DiscoverContext, FileReader } from '../connector.js'
+import { withDocuments } from '../live/live-source.js'
+import { fetchAwsIam, type AwsLiveConfig } from './aws-api.js'
 import { OptionReader } from '../options.js'
 import { parseCsv } from '../parse/csv.js'
 import { inputError } from '../parse/input-error.js'
@@ -17,22 +19,75 @@ export const createAwsConnector: ConnectorFactory = (config) => {
   const o = new OptionReader(config)
   const authorizationDetails = o.path('authorizationDetails')
   const credentialReport = o.path('credentialReport')
-  if (
-    authorizationDetails === undefined &&
-    credentialReport === undefined &&
-    o.problems.length === 0
-  ) {
-    o.problems.push('authorizationDetails or credentialReport: give at least one file')
+  const live = o.boolean('live') ?? false
+  const endpoint = o.string('endpoint')
+  const region = o.string('region') ?? 'us-east-1'
+  const reportTimeout = o.int('reportTimeoutSeconds', 1, 3600)
+  const haveFiles = authorizationDetails !== undefined || credentialReport !== undefined
+  if (haveFiles && live)
+    o.problems.push('authorizationDetails/credentialReport or live: give one, not both')
+  else if (!haveFiles && !live && o.problems.length === 0) {
+    o.problems.push(
+      'authorizationDetails or credentialReport (export files), or live: true (the IAM API)',
+    )
   }
+  if (!live && (endpoint !== undefined || reportTimeout !== undefined)) {
+    o.problems.push('endpoint and reportTimeoutSeconds: only with live')
+  }
+  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint))
+    o.problems.push('endpoint: an http(s) URL')
   const problems = o.finish()
   if (problems.length > 0) return { ok: false, problems }
+  const env = config.env
+  const credentials =
+    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? {
+          accessKeyId: env.AWS_ACCESS_KEY_ID,
+          secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+          ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+        }
+      : undefined
+  const liveConfig: AwsLiveConfig = {
+    region,
+    ...(endpoint ? { endpoint } : {}),
+    ...(credentials ? { credentials } : {}),
+    reportTimeoutMs: (reportTimeout ?? 60) * 1000,
+  }
   const connector: Connector = {
     kind: 'aws',
     name: config.name,
     scope: config.scope ?? 'full',
-    discover: (ctx) => discoverAws(ctx, config.name, { authorizationDetails, credentialReport }),
+    discover: (ctx) =>
+      live
+        ? discoverAwsLive(ctx, config.name, liveConfig)
+        : discoverAws(ctx, config.name, { authorizationDetails, credentialReport }),
   }
   return { ok: true, connector }
+}
+
+/** The IAM API, read into the two exports (credentials: the environment, else the SDK's chain). */
+async function* discoverAwsLive(
+  ctx: DiscoverContext,
+  source: string,
+  config: AwsLiveConfig,
+): AsyncGenerator<Observation> {
+  const fetched = await fetchAwsIam(ctx, config)
+  const label = `aws-iam:${config.endpoint ?? config.region}`
+  const files = new Map<string, unknown>([
+    [`${label}/authorization-details`, fetched.authorizationDetails],
+  ])
+  const reportName = `${label}/credential-report.csv`
+  const live: FileReader = {
+    readFile: async (path) => {
+      if (path === reportName && fetched.credentialReport) return fetched.credentialReport
+      return ctx.files.readFile(path)
+    },
+    listFiles: (path) => ctx.files.listFiles(path),
+  }
+  yield* discoverAws(withDocuments({ ...ctx, files: live }, files), source, {
+    authorizationDetails: `${label}/authorization-details`,
+    credentialReport: fetched.credentialReport ? reportName : undefined,
+  })
 }
 
 interface AwsFiles {
