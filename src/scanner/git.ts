@@ -110,6 +110,10 @@ const marker = '\u0001tessera-commit\u0002'
  * Streams the added lines of `commits` (from `git log -p`), one block per commit and file, with
  * the real line numbers, the commit, its author and date. Deleted lines are ignored: a secret is
  * reported at the commit that added it.
+ *
+ * Merge commits come as combined diffs (`--cc`): only what the merge itself introduced, the lines
+ * that are in none of its parents (a conflict resolution, an "evil merge"), counts as added there.
+ * Lines a merge brings in from a parent were already seen in the commit that wrote them.
  */
 export async function* historyBlocks(
   dir: string,
@@ -131,6 +135,7 @@ export async function* historyBlocks(
       '--no-ext-diff',
       '--no-textconv',
       '--no-renames',
+      '--cc',
       `--format=%x01tessera-commit%x02%H%x00%an%x00%ae%x00%aI`,
     ],
     { cwd: dir, env: gitEnv, stdio: ['pipe', 'pipe', 'pipe'] },
@@ -155,6 +160,8 @@ export async function* historyBlocks(
   let numbers: number[] = []
   let next = 0
   let inHeader = false
+  /** Columns of the line prefix: 1 for a plain diff, one per parent for a combined one. */
+  let columns = 1
   const flush = (): BlockJob | undefined => {
     if (file === undefined || lines.length === 0) {
       lines = []
@@ -177,7 +184,7 @@ export async function* historyBlocks(
       file = undefined
       ;[commit = '', author = '', email = '', date = ''] = line.slice(marker.length).split('\0')
       onCommit?.()
-    } else if (line.startsWith('diff --git ')) {
+    } else if (line.startsWith('diff --git ') || line.startsWith('diff --cc ')) {
       const b = flush()
       if (b) yield b
       file = undefined
@@ -186,13 +193,24 @@ export async function* historyBlocks(
       // git ends a name that has a space with a tab, and C-quotes names with odd characters.
       const target = unquoteGitPath(line.slice(4).replace(/\t$/, ''))
       file = target === '/dev/null' ? undefined : target.replace(/^b\//, '')
-    } else if (line.startsWith('@@ ')) {
-      const m = /^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line)
-      next = m ? Number(m[1]) : 0
+    } else if (line.startsWith('@@')) {
+      // `@@ -a +b @@`, or `@@@ -a -c +b @@@` for a merge of two parents (one more @ per parent).
+      const m = /^(@{2,}) (?:-\d+(?:,\d+)? )+\+(\d+)(?:,\d+)? @{2,}/.exec(line)
+      columns = m ? m[1]!.length - 1 : 1
+      next = m ? Number(m[2]) : 0
       inHeader = false
-    } else if (!inHeader && line.startsWith('+') && file !== undefined) {
+    } else if (!inHeader && file !== undefined && columns === 1 && line.startsWith('+')) {
       lines.push(line.slice(1))
       numbers.push(next++)
+    } else if (!inHeader && file !== undefined && columns > 1) {
+      const prefix = line.slice(0, columns)
+      if (prefix.includes('-')) continue // not in the merge result
+      if (/^\++$/.test(prefix)) {
+        // In none of the parents: the merge wrote it.
+        lines.push(line.slice(columns))
+        numbers.push(next)
+      }
+      next++
     }
   }
   const b = flush()

@@ -37,6 +37,52 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 describe('git history', () => {
+  it('finds a secret that only a merge commit introduced, and credits branch secrets to their own commit', async () => {
+    const rng = createRng(7)
+    const branchToken = fakeMakers['github-pat']!.make(rng)
+    const mergeToken = fakeMakers['stripe-secret-key']!.make(rng)
+    const repo = createRepo()
+    repo.write('config/app.env', 'MODE=base\n')
+    repo.commit('base', alice)
+    repo.git(['checkout', '-q', '-b', 'feature'])
+    repo.write('config/app.env', 'MODE=feature\n')
+    repo.write('ci/deploy.env', `GITHUB_TOKEN=${branchToken}\n`)
+    const featureCommit = repo.commit('feature', bob)
+    repo.git(['checkout', '-q', 'main'])
+    repo.write('config/app.env', 'MODE=main\n')
+    repo.commit('main change', alice)
+    // The merge conflicts; its resolution writes a secret that neither parent has.
+    const identity = {
+      GIT_AUTHOR_NAME: bob.name,
+      GIT_AUTHOR_EMAIL: bob.email,
+      GIT_COMMITTER_NAME: bob.name,
+      GIT_COMMITTER_EMAIL: bob.email,
+    }
+    assert.throws(() => repo.git(['merge', '-q', '--no-ff', 'feature'], identity))
+    assert.ok(existsSync(join(repo.dir, '.git', 'MERGE_HEAD')), 'the merge stops on its conflict')
+    repo.write('config/app.env', `MODE=merged\nSTRIPE_KEY=${mergeToken}\n`)
+    const mergeCommit = repo.commit('merge feature', bob)
+    assert.equal(repo.git(['rev-list', '--parents', '-n', '1', 'HEAD']).trim().split(' ').length, 3)
+    const r = await scanTarget({
+      target: repo.dir,
+      rules: resolveRules(),
+      key: testKey,
+      history: true,
+      workers: 1,
+    })
+    const inHistory = r.findings.filter((f) => f.commit !== undefined)
+    const stripe = inHistory.filter((f) => f.rule === 'stripe-secret-key')
+    assert.equal(stripe.length, 1)
+    assert.equal(stripe[0]!.commit, mergeCommit)
+    assert.equal(stripe[0]!.file, 'config/app.env')
+    assert.equal(stripe[0]!.line, 2)
+    const github = inHistory.filter((f) => f.rule === 'github-pat')
+    assert.deepEqual(
+      github.map((f) => f.commit),
+      [featureCommit],
+    )
+  })
+
   it('finds a secret that was added then deleted, with its commit, author and date', async () => {
     const { repo, commits } = repoWithDeletedSecret()
     const r = await scanTarget({
