@@ -7,6 +7,35 @@ import type { CommandContext } from '../context.js'
 import { waitForSignal } from '../signals.js'
 import { listOf } from '../options.js'
 import { addAgentAdminCommands } from './agent-admin.js'
+import { createTlsFetch } from '../../runtime/tls-fetch.js'
+import { parseBundle } from '../../spiffe/bundle.js'
+
+/**
+ * The CA certificates of `--trust-bundle` as PEM: PEM as given, or the X.509 authorities of a
+ * SPIFFE bundle (JWKS). A file with neither is refused rather than trusting nothing.
+ */
+export function trustBundlePem(text: string): string {
+  if (text.trimStart().startsWith('{')) {
+    // The trust domain only names the bundle in errors; the authorities are what is trusted.
+    const bundle = parseBundle(text, 'trust-bundle.invalid')
+    if (bundle.x509Authorities.length === 0) {
+      throw new TesseraError(
+        'TSR_VALIDATION',
+        '--trust-bundle: the SPIFFE bundle has no X.509 authority',
+      )
+    }
+    return bundle.x509Authorities.map((der) => new X509Certificate(der).toString()).join('')
+  }
+  const certs = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  if (certs.length === 0) {
+    throw new TesseraError(
+      'TSR_VALIDATION',
+      '--trust-bundle: no PEM certificate and not a SPIFFE bundle',
+    )
+  }
+  for (const c of certs) new X509Certificate(c)
+  return certs.join('\n') + '\n'
+}
 
 const workloadAttestors = ['unix', 'k8s'] as const
 
@@ -20,6 +49,7 @@ interface AgentOptions {
   kubeletUrl?: string
   kubeletTokenFile?: string
   insecureBootstrap?: boolean
+  trustBundle?: string
 }
 
 /**
@@ -55,6 +85,10 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
     )
     .option('--kubelet-token-file <file>', 'k8s attestor: a bearer token for the kubelet')
     .option(
+      '--trust-bundle <file>',
+      'CA certificates (PEM, or a SPIFFE bundle JSON) to trust for an https --server under a private CA',
+    )
+    .option(
       '--insecure-bootstrap',
       'allow a plain-http server that is not on this host (the join token travels unencrypted)',
     )
@@ -78,6 +112,9 @@ stdout: one banner line (with --json {"spiffeId","socket"}); stderr: JSON log li
           'TSR_VALIDATION',
           `${server} is plain http on another host: use https, or --insecure-bootstrap if you accept it`,
         )
+      }
+      if (opts.trustBundle !== undefined && url.protocol !== 'https:') {
+        throw new TesseraError('TSR_VALIDATION', '--trust-bundle is for an https --server')
       }
       const methods = [opts.joinToken, opts.oidcTokenFile, opts.x509popCert].filter(
         (m) => m !== undefined,
@@ -137,11 +174,16 @@ stdout: one banner line (with --json {"spiffeId","socket"}); stderr: JSON log li
       )
       const log = (event: string, fields: Record<string, unknown>) =>
         ctx.note(JSON.stringify({ time: ctx.io.clock.now().toISOString(), event, ...fields }))
+      const serverFetch =
+        ctx.io.fetch ??
+        (opts.trustBundle !== undefined
+          ? createTlsFetch({ ca: trustBundlePem(readText(opts.trustBundle, '--trust-bundle')) })
+          : undefined)
       const client = createAgentControlClient({
         serverUrl: url.toString().replace(/\/$/, ''),
         attestor,
         clock: ctx.io.clock,
-        ...(ctx.io.fetch ? { fetch: ctx.io.fetch } : {}),
+        ...(serverFetch ? { fetch: serverFetch } : {}),
         onEvent: (e) => log(`control.${e.type}`, { ...e }),
       })
       await client.start()
