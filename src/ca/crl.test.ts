@@ -116,6 +116,42 @@ for (const backend of testBackends()) {
       assert.match(r3.out, /OK/)
     })
 
+    it("lists a banned agent's own SVID and every unexpired SVID it had signed, and nothing of other agents", async () => {
+      const agentId = randomUUID()
+      const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      const [agentSvid] = await ca.signX509Svids(
+        [{ spiffeId: `spiffe://example.org/spire/agent/join_token/${agentId}`, publicKey }],
+        {},
+      )
+      await store.db
+        .insertInto('agent')
+        .values({
+          id: agentId,
+          spiffe_id: `spiffe://example.org/spire/agent/join_token/${agentId}`,
+          attestation_type: 'join_token',
+          selectors: '[]',
+          serial: agentSvid!.serial,
+          expires_at: new Date(Date.now() + 3600_000).toISOString(),
+        })
+        .execute()
+      const [served] = await ca.signX509Svids(
+        [{ spiffeId: 'spiffe://example.org/served', publicKey }],
+        {
+          agentId,
+        },
+      )
+      const other = await issue('spiffe://example.org/served-elsewhere')
+      const crls = createCrlService({ store, ca, clock, cacheMs: 0 })
+      const before = (await crls.revokedSerials()).map((r) => r.serial)
+      assert.ok(!before.includes(served!.serial))
+      await createRevocationList({ store, clock }).add({ targetType: 'agent', value: agentId })
+      const after = (await crls.revokedSerials()).map((r) => r.serial)
+      const norm = (s: string) => s.replace(/^0+/, '')
+      assert.ok(after.map(norm).includes(norm(served!.serial)), 'the workload SVID it signed')
+      assert.ok(after.map(norm).includes(norm(agentSvid!.serial)), 'its own SVID')
+      assert.ok(!after.map(norm).includes(norm(other.serial)), "another agent's SVID")
+    })
+
     it('gives one CRL per published CA key, and `keyId` picks one; an unknown key is a 404', async () => {
       const crls = await createCrlService({ store, ca, clock }).build()
       assert.equal(crls.length, ca.crlIssuers().length)

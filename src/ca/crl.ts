@@ -131,6 +131,28 @@ export function createCrlService(deps: CrlDeps): CrlService {
       .where(sql<boolean>`i.not_after > ${now}::timestamptz`)
       .where(active)
       .execute()
+    // A banned agent: every unexpired SVID it had signed for its workloads, and its own SVID.
+    const byAgent = await db
+      .selectFrom('issuance as i')
+      .innerJoin('revocation as r', (j) =>
+        j.on(sql<boolean>`r.value = i.agent_id::text`).on('r.target_type', '=', 'agent'),
+      )
+      .select(['i.serial', 'r.created_at'])
+      .where('i.svid_type', '=', 'x509')
+      .where('i.serial', 'is not', null)
+      .where(sql<boolean>`i.not_after > ${now}::timestamptz`)
+      .where(active)
+      .execute()
+    const agentSvids = await db
+      .selectFrom('agent as a')
+      .innerJoin('revocation as r', (j) =>
+        j.on(sql<boolean>`r.value = a.id::text`).on('r.target_type', '=', 'agent'),
+      )
+      .select(['a.serial', 'r.created_at'])
+      .where('a.serial', 'is not', null)
+      .where(sql<boolean>`(a.expires_at is null or a.expires_at > ${now}::timestamptz)`)
+      .where(active)
+      .execute()
     const out = new Map<string, Date>()
     const add = (serial: string, at: Date | string) => {
       let s: string
@@ -145,6 +167,8 @@ export function createCrlService(deps: CrlDeps): CrlService {
     }
     for (const r of listed) add(r.value, r.created_at)
     for (const r of bySpiffeId) if (r.serial) add(r.serial, r.created_at)
+    for (const r of byAgent) if (r.serial) add(r.serial, r.created_at)
+    for (const r of agentSvids) if (r.serial) add(r.serial, r.created_at)
     return [...out]
       .map(([serial, revokedAt]) => ({ serial, revokedAt }))
       .sort((a, b) => (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0))

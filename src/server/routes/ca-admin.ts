@@ -111,7 +111,7 @@ export function registerCaAdminRoutes(
         tags: ['revocation'],
         summary: 'The deny-list as an X.509 v2 CRL (DER) signed by the active X.509 CA key',
         description:
-          'Public. Lists the serials on the deny-list and those of unexpired X509-SVIDs of revoked SPIFFE IDs. `keyId` picks the CRL of another published CA key (for leaves it issued); /v1/crl.pem has them all.',
+          'Public. Lists the serials on the deny-list, those of unexpired X509-SVIDs of revoked SPIFFE IDs, and those of a banned agent (its own SVID and every unexpired SVID it had signed). `keyId` picks the CRL of another published CA key (for leaves it issued); /v1/crl.pem has them all.',
         security: [],
         querystring: Type.Object(
           { keyId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) },
