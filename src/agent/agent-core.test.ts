@@ -203,6 +203,41 @@ describe('agent core', () => {
     core.close()
   })
 
+  it('withdraws an entry from open streams at its expiry, without waiting for a change', async () => {
+    const { port, core, clock, scheduler } = await setup()
+    const expiresAt = new Date(clock.now().getTime() + 10 * 60_000)
+    port.upsertEntry({
+      id: 'short',
+      spiffeId: 'spiffe://example.org/short',
+      selectors: [sel('uid:7')],
+      expiresAt,
+    })
+    port.upsertEntry({
+      id: 'long',
+      spiffeId: 'spiffe://example.org/long',
+      selectors: [sel('uid:7')],
+    })
+    const c = collector()
+    core.watchX509Svids([sel('uid:7')], c.on)
+    const u1 = await c.next(1)
+    assert.ok(u1.ok)
+    assert.deepEqual(u1.value.svids.map((s) => s.spiffeId).sort(), [
+      'spiffe://example.org/long',
+      'spiffe://example.org/short',
+    ])
+    scheduler.advance(9 * 60_000)
+    await settle()
+    assert.equal(c.updates.length, 1, 'nothing before the expiry')
+    scheduler.advance(60_000)
+    const u2 = await c.next(2)
+    assert.ok(u2.ok)
+    assert.deepEqual(
+      u2.value.svids.map((s) => s.spiffeId),
+      ['spiffe://example.org/long'],
+    )
+    core.close()
+  })
+
   it('bounds the LRU but never evicts an SVID an open stream uses', async () => {
     const { port, core } = await setup({ maxX509Svids: 3 })
     for (let i = 0; i < 6; i++) {

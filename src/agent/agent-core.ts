@@ -126,6 +126,25 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
 
   // ---- entries, bundles, revocations from the port ----
 
+  /** Per entry with an expiry: the timer that withdraws its SVIDs from workloads at that instant. */
+  const expiryTimers = new Map<string, () => void>()
+
+  function watchExpiry(e: RegistrationEntry): void {
+    expiryTimers.get(e.id)?.()
+    expiryTimers.delete(e.id)
+    if (e.expiresAt === undefined) return
+    expiryTimers.set(
+      e.id,
+      scheduler.at(e.expiresAt, () => {
+        expiryTimers.delete(e.id)
+        if (closed) return
+        log('entry_expired', { entryId: e.id, spiffeId: e.spiffeId })
+        dropSvid(e.id)
+        refreshForEntries(new Set([e.id]))
+      }),
+    )
+  }
+
   function syncEntries(): Set<string> {
     const changed = new Set<string>()
     const current = port.entries()
@@ -133,6 +152,7 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
       if (known.get(id) !== e.revision) {
         known.set(id, e.revision)
         index.upsert(e)
+        watchExpiry(e)
         changed.add(id)
       }
     }
@@ -140,6 +160,8 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
       if (!current.has(id)) {
         known.delete(id)
         index.delete(id)
+        expiryTimers.get(id)?.()
+        expiryTimers.delete(id)
         changed.add(id)
         dropSvid(id)
       }
@@ -758,6 +780,8 @@ export function createAgentCore(deps: AgentCoreDeps): AgentCore {
       for (const s of svids.values()) s.cancelTimer()
       for (const t of retryTimers.values()) t.cancel()
       retryTimers.clear()
+      for (const cancel of expiryTimers.values()) cancel()
+      expiryTimers.clear()
       for (const w of watchers) w.closed = true
       watchers.clear()
     },
