@@ -27,5 +27,5 @@ export function createMemoryFindings(): FindingReporter & {
       }
       return { opened, updated, resolved: 0 }
     },
-  } satisfies FindingReporter
+  }
 }
