@@ -26,6 +26,11 @@ const benchmarks: Record<
       'generate a 200 MB corpus (files and git history), scan it, compare with secretlint, score the labelled corpus',
     load: () => import('./scan.js'),
   },
+  detection: {
+    summary:
+      'anomaly detection precision and recall on the simulated estate, and the scorer events/s in-process',
+    load: () => import('./detection.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

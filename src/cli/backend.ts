@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
+import { localObserveAdmin, remoteObserveAdmin, type ObserveAdmin } from './commands/access.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -33,6 +34,8 @@ export interface Backend {
   readonly ca?: CaAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
+  /** Temporal access queries and usage. */
+  readonly observe?: ObserveAdmin
   close(): Promise<void>
 }
 
@@ -124,6 +127,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       federation: client.federation,
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
+      observe: remoteObserveAdmin(client.http),
       close: async () => {},
     }
   }
@@ -166,6 +170,7 @@ export async function localBackend(
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     control: localControlAdmin(store, clock),
     ca: localCaAdmin(store, clock, env),
+    observe: localObserveAdmin(store),
     store,
     close: () => store.close(),
   }

@@ -15,6 +15,9 @@ import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerSvidCommands } from './commands/svid.js'
+import { registerUsageCommands } from './commands/usage.js'
+import { registerReconcileCommand } from './commands/reconcile.js'
+import { registerDetectCommands } from './commands/detect.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -63,6 +66,9 @@ ${exitCodesHelp}`,
   registerScanCommand(program, ctx)
   registerCaCommands(program, ctx)
   registerAccessCommands(program, ctx)
+  registerUsageCommands(program, ctx)
+  registerReconcileCommand(program, ctx)
+  registerDetectCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

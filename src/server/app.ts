@@ -36,6 +36,9 @@ import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
+import { createAccessQueries } from '../audit/access-queries.js'
+import { registerAccessRoutes } from './routes/access.js'
+import { registerUsageRoutes } from './routes/usage.js'
 
 export interface AppDeps {
   store: Store
@@ -133,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
+        { name: 'access', description: 'Temporal access queries: who could, who did, reach' },
       ],
       components: {
         securitySchemes: {
@@ -200,6 +204,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.ca ? { ca: deps.ca } : {}),
     ...deps.control,
   })
+
+  await app.register(async (scope) =>
+    registerAccessRoutes(scope, { access: createAccessQueries({ store }) }),
+  )
+  await app.register(async (scope) => registerUsageRoutes(scope, { store }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

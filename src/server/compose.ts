@@ -22,6 +22,7 @@ import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { DiscoveryScheduler } from '../discovery/scheduler.js'
+import { createDetectionService, type DetectionService } from '../detection/detection-service.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -53,6 +54,8 @@ export interface ServerOptions {
   control?: AppDeps['control']
   /** Discovery sources file (docs/connectors.md): sources with an `interval` run on a schedule. */
   sourcesFile?: string
+  /** Anomaly detection thresholds and responders (docs/detection.md); defaults apply without. */
+  detectionConfigFile?: string
 }
 
 export interface RunningServer {
@@ -67,6 +70,8 @@ export interface RunningServer {
   bundleEndpointUrl?: string
   /** Stops accepting connections, drains in-flight requests, then closes the store. */
   close(): Promise<void>
+  /** Anomaly detection and decision usage: the observers the audit log feeds. */
+  detection?: DetectionService
 }
 
 export const defaultPort = 8750
@@ -89,6 +94,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let bundleEndpoint: BundleEndpoint | undefined
   let federationTimer: NodeJS.Timeout | undefined
   let discovery: DiscoveryScheduler | undefined
+  let detection: DetectionService | undefined
   try {
     const logger = pino(
       {
@@ -177,6 +183,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     discovery = options.sourcesFile
       ? await loadDiscovery(options.sourcesFile, inventory, clock, logger)
       : undefined
+    detection = createDetectionService({
+      store,
+      clock,
+      ...((options.detectionConfigFile ?? process.env.TESSERA_DETECTION_CONFIG)
+        ? { config: options.detectionConfigFile ?? process.env.TESSERA_DETECTION_CONFIG! }
+        : {}),
+      onError: (err) => logger.error({ err }, 'anomaly detection side effect failed'),
+    })
+    await detection.start()
     app = await buildApp({
       store,
       inventory,
@@ -225,6 +240,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const runningCa = ca
     const endpoint = bundleEndpoint
     const timer = federationTimer
+    const detecting = detection
     let closing: Promise<void> | undefined
     return {
       url,
@@ -233,6 +249,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ca: runningCa.ca,
       trustDomain: runningCa.trustDomain,
       ...(endpoint ? { bundleEndpointUrl: endpoint.url } : {}),
+      detection: detecting,
       close: () =>
         (closing ??= (async () => {
           runningCa.stop()
@@ -241,6 +258,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           try {
             await scheduled?.stop()
             await listening.close()
+            await detecting.stop()
           } finally {
             await store.close()
           }
@@ -251,6 +269,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     clearInterval(federationTimer)
     await bundleEndpoint?.close()
     await discovery?.stop()
+    await detection?.stop().catch(() => {})
     await app?.close()
     await store.close()
     throw err

@@ -323,6 +323,16 @@ export interface FederatedBundleTable {
   valid_to: OptionalTimestamp
 }
 
+/** Anomaly detection baselines (migration 0009): one per identity and one per peer group. */
+export interface DetectionBaselineTable {
+  key: string
+  scope: 'identity' | 'peer'
+  events: number | string
+  state: Json<unknown>
+  first_seen_at: Timestamp
+  updated_at: Timestamp
+}
+
 export interface Database {
   setting: SettingTable
   api_token: ApiTokenTable
@@ -346,6 +356,7 @@ export interface Database {
   policy: PolicyTable
   federation_relationship: FederationRelationshipTable
   federated_bundle: FederatedBundleTable
+  detection_baseline: DetectionBaselineTable
 }
 
 /** The versioned fact tables, the ones observations write to. */

@@ -1,0 +1,8 @@
+export * from './usage-record.js'
+export { parseCloudTrail } from './cloudtrail.js'
+export { parseK8sAudit, type K8sAuditOptions } from './k8s-audit.js'
+export { parseUsageJsonl } from './jsonl.js'
+export { parseUsageLog, type ParseUsageOptions } from './import-usage.js'
+export * from './record-usage.js'
+export * from './decision-usage.js'
+export * from './granted-but-unused.js'
