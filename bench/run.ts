@@ -26,6 +26,11 @@ const benchmarks: Record<
       'generate a 200 MB corpus (files and git history), scan it, compare with secretlint, score the labelled corpus',
     load: () => import('./scan.js'),
   },
+  posture: {
+    summary:
+      'evaluate every posture rule over the seeded 1,000,000-identity sample on PostgreSQL (time and findings per rule)',
+    load: () => import('./posture.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {
