@@ -321,6 +321,7 @@ function validInput(rule: string, f: FindingInput, index: number): Record<string
   const fail = (what: string): never => {
     throw new TesseraError('TSR_VALIDATION', `finding ${index} of ${rule}: ${what}`)
   }
+  if (f.rule !== rule) fail(`its rule is ${JSON.stringify(f.rule)}`)
   if (!severities.includes(f.severity)) fail(`severity must be one of ${severities.join(', ')}`)
   if (typeof f.subjectType !== 'string' || f.subjectType === '') fail('subjectType is required')
   if (typeof f.subjectRef !== 'string' || f.subjectRef === '') fail('subjectRef is required')

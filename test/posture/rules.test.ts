@@ -298,7 +298,15 @@ for (const backend of testBackends()) {
       assert.deepEqual(r1, { opened: 2, updated: 0, resolved: 0 })
       const r2 = await reporter.report(
         'drift.entry-missing',
-        [{ severity: 'medium', subjectType: 'entry', subjectRef: 'a', evidence: { n: 2 } }],
+        [
+          {
+            rule: 'drift.entry-missing',
+            severity: 'medium',
+            subjectType: 'entry',
+            subjectRef: 'a',
+            evidence: { n: 2 },
+          },
+        ],
         { complete: true },
       )
       assert.deepEqual(r2, { opened: 0, updated: 1, resolved: 1 })

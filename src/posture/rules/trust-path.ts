@@ -121,6 +121,7 @@ export async function findTrustPaths(
       }
       const jewel = path[path.length - 1]!
       out.push({
+        rule: 'trust-path-crown-jewel',
         severity: 'critical',
         subjectType: 'identity',
         subjectId: r.id,
