@@ -317,7 +317,7 @@ for (const backend of testBackends()) {
       )
       await assert.rejects(
         reporter.report('x', [
-          { severity: 'bad' as never, subjectType: 't', subjectRef: 'r', evidence: {} },
+          { rule: 'x', severity: 'bad' as never, subjectType: 't', subjectRef: 'r', evidence: {} },
         ]),
         /severity/,
       )
