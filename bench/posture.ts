@@ -3,7 +3,7 @@
  * PostgreSQL in < 60 s. The sample is the seeded generator's (the one `bench inventory` ingests).
  *
  *   npm run bench -- posture [--identities N] [--database URL] [--schema NAME] [--seed-only]
- *                            [--keep] [--batch N]
+ *                            [--keep] [--batch N] [--passes 1|2]
  *
  * Without `--schema` a fresh schema is seeded and dropped afterwards. With `--schema NAME` an
  * already seeded schema is reused (seeded first when empty), so a 1,000,000-identity graph is
@@ -32,6 +32,7 @@ export async function main(args: string[]): Promise<void> {
       'seed-only': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       batch: { type: 'string', default: '5000' },
+      passes: { type: 'string', default: '2' },
     },
   })
   const identities = positive(values.identities, 'identities')
@@ -56,7 +57,7 @@ export async function main(args: string[]): Promise<void> {
     else report('reusing seeded identities', fmtInt(have), `schema ${schema}`)
     if (values['seed-only']) return
     const { evaluate } = await import('./posture-evaluate.js')
-    await evaluate(store)
+    await evaluate(store, positive(values.passes, 'passes'))
   } finally {
     await store.close()
     if (values.schema === undefined && !values.keep) await dropSchema(url, schema)

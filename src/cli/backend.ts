@@ -4,6 +4,12 @@ import type { Inventory } from '../inventory/inventory-types.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
+import { localFindingsAdmin, remoteFindingsAdmin, type FindingsAdmin } from './commands/findings.js'
+import {
+  localOffboardingAdmin,
+  remoteOffboardingAdmin,
+  type OffboardingAdmin,
+} from './commands/offboard.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
 import {
@@ -33,6 +39,10 @@ export interface Backend {
   readonly ca?: CaAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
+  /** Posture findings: list, run, accept. */
+  readonly findings?: FindingsAdmin
+  /** Offboarding plans and their execution. */
+  readonly offboarding?: OffboardingAdmin
   close(): Promise<void>
 }
 
@@ -124,6 +134,8 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       federation: client.federation,
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
+      findings: remoteFindingsAdmin(client.http),
+      offboarding: remoteOffboardingAdmin(client.http),
       close: async () => {},
     }
   }
@@ -166,6 +178,8 @@ export async function localBackend(
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     control: localControlAdmin(store, clock),
     ca: localCaAdmin(store, clock, env),
+    findings: localFindingsAdmin(store, clock, user),
+    offboarding: localOffboardingAdmin(store, clock, user),
     store,
     close: () => store.close(),
   }

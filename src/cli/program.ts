@@ -15,6 +15,8 @@ import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerSvidCommands } from './commands/svid.js'
+import { registerFindingsCommands } from './commands/findings.js'
+import { registerOffboardCommand } from './commands/offboard.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -63,6 +65,8 @@ ${exitCodesHelp}`,
   registerScanCommand(program, ctx)
   registerCaCommands(program, ctx)
   registerAccessCommands(program, ctx)
+  registerFindingsCommands(program, ctx)
+  registerOffboardCommand(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

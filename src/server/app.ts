@@ -36,6 +36,15 @@ import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
+import { discardEvents, type EventSink } from '../audit/event-sink.js'
+import {
+  createInventoryExecutors,
+  createOffboarding,
+  type Offboarding,
+} from '../lifecycle/offboarding/index.js'
+import { createPosture, type Posture } from '../posture/index.js'
+import { registerFindingRoutes } from './routes/findings.js'
+import { registerOffboardingRoutes } from './routes/offboarding.js'
 
 export interface AppDeps {
   store: Store
@@ -55,6 +64,12 @@ export interface AppDeps {
   metricsRequireToken?: boolean
   /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
   control?: ControlPlaneDeps
+  /** Posture rules and findings (default: the built-in rules with default thresholds). */
+  posture?: Posture
+  /** Offboarding (default: inventory-backed executors, auditing to `events`). */
+  offboarding?: Offboarding
+  /** The audit sink domain services append to (default: none, until the audit log is wired). */
+  events?: EventSink
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -133,6 +148,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
+        { name: 'findings', description: 'Posture findings, rules and risk scores' },
+        { name: 'offboarding', description: 'Offboarding plans for people, teams and services' },
       ],
       components: {
         securitySchemes: {
@@ -200,6 +217,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.ca ? { ca: deps.ca } : {}),
     ...deps.control,
   })
+
+  const posture = deps.posture ?? createPosture({ store, clock })
+  await app.register(async (scope) => registerFindingRoutes(scope, { posture }))
+  const offboarding =
+    deps.offboarding ??
+    createOffboarding({
+      store,
+      clock,
+      events: deps.events ?? discardEvents,
+      executors: createInventoryExecutors({ store, inventory, revocations, clock }),
+    })
+  await app.register(async (scope) => registerOffboardingRoutes(scope, { offboarding }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
