@@ -31,6 +31,11 @@ const benchmarks: Record<
       'anomaly detection precision and recall on the simulated estate, and the scorer events/s in-process',
     load: () => import('./detection.js'),
   },
+  posture: {
+    summary:
+      'evaluate every posture rule over the seeded 1,000,000-identity sample on PostgreSQL (time and findings per rule)',
+    load: () => import('./posture.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -4,6 +4,12 @@ import type { Inventory } from '../inventory/inventory-types.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
+import { localFindingsAdmin, remoteFindingsAdmin, type FindingsAdmin } from './commands/findings.js'
+import {
+  localOffboardingAdmin,
+  remoteOffboardingAdmin,
+  type OffboardingAdmin,
+} from './commands/offboard.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
 import { localObserveAdmin, remoteObserveAdmin, type ObserveAdmin } from './commands/access.js'
@@ -36,6 +42,10 @@ export interface Backend {
   readonly store?: Store
   /** Temporal access queries and usage. */
   readonly observe?: ObserveAdmin
+  /** Posture findings: list, run, accept. */
+  readonly findings?: FindingsAdmin
+  /** Offboarding plans and their execution. */
+  readonly offboarding?: OffboardingAdmin
   close(): Promise<void>
 }
 
@@ -128,6 +138,8 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
       observe: remoteObserveAdmin(client.http),
+      findings: remoteFindingsAdmin(client.http),
+      offboarding: remoteOffboardingAdmin(client.http),
       close: async () => {},
     }
   }
@@ -171,6 +183,8 @@ export async function localBackend(
     control: localControlAdmin(store, clock),
     ca: localCaAdmin(store, clock, env),
     observe: localObserveAdmin(store),
+    findings: localFindingsAdmin(store, clock, user),
+    offboarding: localOffboardingAdmin(store, clock, user),
     store,
     close: () => store.close(),
   }

@@ -18,6 +18,8 @@ import { registerSvidCommands } from './commands/svid.js'
 import { registerUsageCommands } from './commands/usage.js'
 import { registerReconcileCommand } from './commands/reconcile.js'
 import { registerDetectCommands } from './commands/detect.js'
+import { registerFindingsCommands } from './commands/findings.js'
+import { registerOffboardCommand } from './commands/offboard.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -69,6 +71,8 @@ ${exitCodesHelp}`,
   registerUsageCommands(program, ctx)
   registerReconcileCommand(program, ctx)
   registerDetectCommands(program, ctx)
+  registerFindingsCommands(program, ctx)
+  registerOffboardCommand(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

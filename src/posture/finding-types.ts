@@ -54,4 +54,10 @@ export interface PostureConfig {
   crownJewels?: string[]
   /** Grant actions or policy names machine identities must not hold (`*:*`, `AdministratorAccess`). */
   forbiddenGrants?: string[]
+  /**
+   * Identity kinds the trust-path rule starts from (default `ci_pipeline`, `oauth_app`,
+   * `api_client`, `bot`, `ai_agent`); identities with attribute `trust: low` or a leaked credential
+   * always count.
+   */
+  lowTrustKinds?: string[]
 }

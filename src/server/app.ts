@@ -39,6 +39,15 @@ import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agen
 import { createAccessQueries } from '../audit/access-queries.js'
 import { registerAccessRoutes } from './routes/access.js'
 import { registerUsageRoutes } from './routes/usage.js'
+import { discardEvents, type EventSink } from '../audit/event-sink.js'
+import {
+  createInventoryExecutors,
+  createOffboarding,
+  type Offboarding,
+} from '../lifecycle/offboarding/index.js'
+import { createPosture, type Posture } from '../posture/index.js'
+import { registerFindingRoutes } from './routes/findings.js'
+import { registerOffboardingRoutes } from './routes/offboarding.js'
 
 export interface AppDeps {
   store: Store
@@ -58,6 +67,12 @@ export interface AppDeps {
   metricsRequireToken?: boolean
   /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
   control?: ControlPlaneDeps
+  /** Posture rules and findings (default: the built-in rules with default thresholds). */
+  posture?: Posture
+  /** Offboarding (default: inventory-backed executors, auditing to `events`). */
+  offboarding?: Offboarding
+  /** The audit sink domain services append to (default: none, until the audit log is wired). */
+  events?: EventSink
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -137,6 +152,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
         { name: 'access', description: 'Temporal access queries: who could, who did, reach' },
+        { name: 'findings', description: 'Posture findings, rules and risk scores' },
+        { name: 'offboarding', description: 'Offboarding plans for people, teams and services' },
       ],
       components: {
         securitySchemes: {
@@ -209,6 +226,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerAccessRoutes(scope, { access: createAccessQueries({ store }) }),
   )
   await app.register(async (scope) => registerUsageRoutes(scope, { store }))
+  const posture = deps.posture ?? createPosture({ store, clock })
+  await app.register(async (scope) => registerFindingRoutes(scope, { posture }))
+  const offboarding =
+    deps.offboarding ??
+    createOffboarding({
+      store,
+      clock,
+      events: deps.events ?? discardEvents,
+      executors: createInventoryExecutors({ store, inventory, revocations, clock }),
+    })
+  await app.register(async (scope) => registerOffboardingRoutes(scope, { offboarding }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -3,12 +3,14 @@ import { TesseraError } from '../errors.js'
 import * as initial from './migrations/0001-initial.js'
 import * as federation from './migrations/0006-federation.js'
 import * as observe from './migrations/0009-observe.js'
+import * as posture from './migrations/0011-posture.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
   '0001-initial': { up: (db) => initial.migrate(db) },
   '0006-federation': { up: (db) => federation.migrate(db) },
   '0009-observe': { up: (db) => observe.migrate(db) },
+  '0011-posture': { up: (db) => posture.migrate(db) },
 }
 
 /** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
@@ -16,6 +18,7 @@ const migrationSql: Record<string, string> = {
   '0001-initial': initial.up,
   '0006-federation': federation.up,
   '0009-observe': observe.up,
+  '0011-posture': posture.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

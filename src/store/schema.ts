@@ -285,6 +285,9 @@ export interface FindingTable {
   first_seen_at: Timestamp
   last_seen_at: Timestamp
   resolved_at: OptionalTimestamp
+  /** Migration 0011: the report that last saw it, and the identity it is about (risk scores). */
+  last_report: ColumnType<string | null, string | null | undefined, string | null>
+  identity_id: ColumnType<string | null, string | null | undefined, string | null>
 }
 
 export interface PolicyTable {
@@ -333,6 +336,49 @@ export interface DetectionBaselineTable {
   updated_at: Timestamp
 }
 
+/** Migration 0011: one row per identity with open findings, rewritten by each posture run. */
+export interface RiskScoreTable {
+  identity_id: string
+  identity_ref: string
+  owner_ref: string | null
+  score: number
+  findings: number
+  max_severity: Severity
+  blast_radius: number
+  computed_at: Timestamp
+}
+
+export interface OffboardingPlanTable {
+  id: string
+  subject_type: 'person' | 'team' | 'service'
+  subject_ref: string
+  status: 'planned' | 'executing' | 'done' | 'failed'
+  reassign_to: string | null
+  summary: Json
+  created_at: Timestamp
+  created_by: string | null
+  updated_at: Timestamp
+  finished_at: OptionalTimestamp
+}
+
+export interface OffboardingStepTable {
+  plan_id: string
+  seq: number
+  action: 'reassign' | 'rotate' | 'revoke' | 'disable'
+  target_type: 'identity' | 'credential'
+  target_id: string
+  target_ref: string
+  reason: string
+  params: Json
+  status: 'pending' | 'running' | 'done' | 'failed'
+  attempts: Generated<number>
+  audited: Generated<boolean>
+  result: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>
+  error: string | null
+  started_at: OptionalTimestamp
+  finished_at: OptionalTimestamp
+}
+
 export interface Database {
   setting: SettingTable
   api_token: ApiTokenTable
@@ -357,6 +403,9 @@ export interface Database {
   federation_relationship: FederationRelationshipTable
   federated_bundle: FederatedBundleTable
   detection_baseline: DetectionBaselineTable
+  risk_score: RiskScoreTable
+  offboarding_plan: OffboardingPlanTable
+  offboarding_step: OffboardingStepTable
 }
 
 /** The versioned fact tables, the ones observations write to. */

@@ -1,0 +1,6 @@
+export * from './finding-types.js'
+export * from './finding-store.js'
+export * from './posture.js'
+export * from './risk.js'
+export * from './rule-types.js'
+export { builtinRules } from './rules/index.js'
