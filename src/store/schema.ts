@@ -266,6 +266,13 @@ export interface EventTable {
   hash: string
 }
 
+export interface EventChainHeadTable {
+  id: number
+  seq: number
+  hash: string
+  updated_at: DefaultTimestamp
+}
+
 export const severities = ['info', 'low', 'medium', 'high', 'critical'] as const
 export type Severity = (typeof severities)[number]
 
@@ -346,6 +353,7 @@ export interface Database {
   policy: PolicyTable
   federation_relationship: FederationRelationshipTable
   federated_bundle: FederatedBundleTable
+  event_chain_head: EventChainHeadTable
 }
 
 /** The versioned fact tables, the ones observations write to. */
