@@ -26,6 +26,11 @@ const benchmarks: Record<
       'generate a 200 MB corpus (files and git history), scan it, compare with secretlint, score the labelled corpus',
     load: () => import('./scan.js'),
   },
+  events: {
+    summary:
+      'sustained audit events/s into PostgreSQL with the hash chain, alone and with a scoring EventObserver',
+    load: () => import('./events.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -129,7 +129,7 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
           continue
         }
         for (const w of batch.waiters) w.resolve()
-        deliver(sealed)
+        if (observers.size > 0 && sealed[0] !== undefined) deliver(sealed)
       }
     } finally {
       writing = undefined
@@ -168,6 +168,8 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
     await sql`update event_chain_head set seq = ${seq}, hash = ${prev}, updated_at = now() where id = 1`.execute(
       tx.db,
     )
+    // Readers get the events as stored; built only when someone reads them.
+    if (observers.size === 0) return sealed
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!
       sealed[i] = {

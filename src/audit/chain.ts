@@ -97,10 +97,13 @@ function text(value: unknown, field: string): string | null {
 function cleanText(value: string): string {
   let out = value
   if (out.includes('\0')) out = out.replaceAll('\0', '\ufffd')
-  if (loneSurrogate.test(out)) out = out.replace(loneSurrogates, '\ufffd')
+  if (anySurrogate.test(out) && loneSurrogate.test(out)) {
+    out = out.replace(loneSurrogates, '\ufffd')
+  }
   return out
 }
 
+const anySurrogate = /[\ud800-\udfff]/
 const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 const loneSurrogates = new RegExp(loneSurrogate.source, 'g')
 
