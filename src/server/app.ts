@@ -36,6 +36,8 @@ import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
+import type { EventSink } from '../audit/event-sink.js'
+import { registerAdminAuditHook, registerAuditRoutes } from './routes/audit.js'
 
 export interface AppDeps {
   store: Store
@@ -55,6 +57,8 @@ export interface AppDeps {
   metricsRequireToken?: boolean
   /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
   control?: ControlPlaneDeps
+  /** The audit log: admin API calls, revocations and entry changes are recorded through it. */
+  events?: EventSink
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -133,6 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
+        { name: 'audit', description: 'The hash-chained audit log' },
       ],
       components: {
         securitySchemes: {
@@ -163,6 +168,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   registerAuthHook(app, { store: deps.store, clock })
+  if (deps.events) registerAdminAuditHook(app, { events: deps.events })
   const { registry } = registerMetrics(app, { inventory: deps.inventory })
 
   const { inventory, store } = deps
@@ -181,7 +187,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
-  const revocations = createRevocationList({ store, clock })
+  const revocations = createRevocationList({
+    store,
+    clock,
+    ...(deps.events ? { events: deps.events } : {}),
+  })
   await app.register(async (scope) => registerRevocationRoutes(scope, { revocations }))
   await app.register(async (scope) =>
     registerTokenExchangeRoute(scope, { exchange: deps.tokenExchange }),
@@ -199,7 +209,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     inventory,
     ...(deps.ca ? { ca: deps.ca } : {}),
     ...deps.control,
+    ...(deps.events ? { events: deps.events } : {}),
   })
+  await app.register(async (scope) => registerAuditRoutes(scope, { store }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
