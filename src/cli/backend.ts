@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
+import { localAuditAdmin, remoteAuditAdmin, type AuditAdmin } from './commands/audit.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -33,6 +34,8 @@ export interface Backend {
   readonly ca?: CaAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
+  /** The audit log: verify, query, export. */
+  readonly audit?: AuditAdmin
   close(): Promise<void>
 }
 
@@ -124,6 +127,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       federation: client.federation,
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
+      audit: remoteAuditAdmin(client.http),
       close: async () => {},
     }
   }
@@ -147,13 +151,17 @@ export async function localBackend(
   clock: Clock,
   env: NodeJS.ProcessEnv,
 ): Promise<Backend> {
-  const [{ createInventory }, { createRevocationList }, federationModule] = await Promise.all([
-    import('../inventory/index.js'),
-    import('../lifecycle/revocations.js'),
-    import('../federation/index.js'),
-  ])
+  const [{ createInventory }, { createRevocationList }, federationModule, { createAuditLog }] =
+    await Promise.all([
+      import('../inventory/index.js'),
+      import('../lifecycle/revocations.js'),
+      import('../federation/index.js'),
+      import('../audit/audit-log.js'),
+    ])
   const user = env.USER ?? env.LOGNAME ?? 'local'
-  const revocations = createRevocationList({ store, clock })
+  // Acts done here on the store are audited like the server's (no partition upkeep: short-lived).
+  const events = createAuditLog({ store, clock, partitionDaysAhead: 0 })
+  const revocations = createRevocationList({ store, clock, events })
   return {
     kind: 'local',
     location: store.location,
@@ -167,7 +175,11 @@ export async function localBackend(
     control: localControlAdmin(store, clock),
     ca: localCaAdmin(store, clock, env),
     store,
-    close: () => store.close(),
+    audit: localAuditAdmin(store),
+    close: async () => {
+      await events.close()
+      await store.close()
+    },
   }
 }
 
