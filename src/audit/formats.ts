@@ -67,6 +67,7 @@ export function toSyslog(e: ChainedEvent, options: SyslogOptions = {}): string {
  * receiver keeps a backslash before any other character as is, so nothing is lost).
  */
 export function escapeParamValue(value: string): string {
+  // eslint-disable-next-line no-control-regex
   return value.replace(/["\\\]\u0000-\u001f\u007f]/g, (c) =>
     c === '"' || c === '\\' || c === ']'
       ? '\\' + c

@@ -49,9 +49,7 @@ const defaults = { stream: 'TESSERA_EVENTS', subjectPrefix: 'tessera.events', wi
 const namePattern = /^[A-Za-z0-9_-]{1,64}$/
 const prefixPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
 
-async function open(
-  options: NatsTransportOptions,
-): Promise<{
+async function open(options: NatsTransportOptions): Promise<{
   nc: NatsConnection
   jsm: JetStreamManager
   js: JetStreamClient

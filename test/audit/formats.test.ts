@@ -105,6 +105,7 @@ describe('export formats', () => {
         const line = toSyslog({ ...event, actor, data: { note } })
         const s = parseSyslog(line)
         const unescapedControl = actor.replace(
+          // eslint-disable-next-line no-control-regex
           /[\u0000-\u001f\u007f]/g,
           (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
         )
