@@ -10,6 +10,7 @@
  * --batch N events per appendMany (default 100), --insert copy|json (default copy).
  * Runs in a schema of its own, dropped afterwards.
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
@@ -81,9 +82,24 @@ async function phase(
   batch: number,
   insertMode: 'copy' | 'json',
   observer: EventObserver | undefined,
-): Promise<{ rate: number; written: number; lagMs: number; verifyMs: number; ok: boolean }> {
+): Promise<{
+  rate: number
+  written: number
+  lagMs: number
+  verifyMs: number
+  ok: boolean
+  nodeCpuUs: number
+  pgCpuUs: number | undefined
+}> {
   const schema = freshSchemaName()
-  const store = await openStore({ backend: 'postgres', url, schema, poolSize: 4 })
+  const tagged = new URL(url)
+  tagged.searchParams.set('application_name', `tessera-bench-${schema}`)
+  const store = await openStore({
+    backend: 'postgres',
+    url: tagged.toString(),
+    schema,
+    poolSize: 4,
+  })
   try {
     const log = createAuditLog({
       store,
@@ -91,6 +107,8 @@ async function phase(
       ...(observer ? { observers: [observer] } : {}),
     })
     await log.append({ type: 'bench.start' })
+    const pgBefore = await backendCpu(store.db, schema)
+    const cpuBefore = process.cpuUsage()
     let written = 0
     let stop = false
     const pool = Array.from({ length: 64 }, (_, i) => makeEvents(batch, i * batch))
@@ -110,6 +128,8 @@ async function phase(
     const tFlush = performance.now()
     await log.close()
     const lagMs = performance.now() - tFlush
+    const cpu = process.cpuUsage(cpuBefore)
+    const pgAfter = await backendCpu(store.db, schema)
     const tVerify = performance.now()
     const verdict = await verifyChain(store.db)
     const verifyMs = performance.now() - tVerify
@@ -119,11 +139,52 @@ async function phase(
       lagMs,
       verifyMs,
       ok: verdict.ok && verdict.checked === written + 1,
+      nodeCpuUs: (cpu.user + cpu.system) / written,
+      pgCpuUs:
+        pgBefore === undefined || pgAfter === undefined
+          ? undefined
+          : ((pgAfter - pgBefore) * 1e6) / written,
     }
   } finally {
     await store.close()
     await dropSchema(url, schema).catch(() => {})
   }
+}
+
+/**
+ * CPU seconds used so far by this store's PostgreSQL backends (same machine only: read from
+ * /proc/PID/stat; undefined when PostgreSQL is elsewhere). On a machine shared with other work,
+ * CPU time per event says more than wall-clock rate.
+ */
+async function backendCpu(
+  db: Parameters<typeof verifyChain>[0],
+  schema: string,
+): Promise<number | undefined> {
+  const { sql } = await import('kysely')
+  const rows = await sql<{ pid: number }>`select pid from pg_stat_activity
+    where application_name = ${`tessera-bench-${schema}`}`.execute(db)
+  const ticks = 100 // USER_HZ on Linux
+  let total = 0
+  try {
+    for (const { pid } of rows.rows) {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      total += (Number(fields[11]) + Number(fields[12])) / ticks
+    }
+  } catch {
+    return undefined
+  }
+  return total
+}
+
+function cpuLine(r: { nodeCpuUs: number; pgCpuUs: number | undefined }): void {
+  const pg = r.pgCpuUs
+  report(
+    '  CPU per event: this process / PostgreSQL',
+    `${r.nodeCpuUs.toFixed(1)} / ${pg === undefined ? '?' : pg.toFixed(1)} µs`,
+    pg === undefined
+      ? ''
+      : `projection on 2 idle cores: ${fmtInt(1e6 / Math.max(r.nodeCpuUs, pg))}/s pipelined, ${fmtInt(1e6 / (r.nodeCpuUs + pg))}/s one at a time`,
+  )
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -168,6 +229,7 @@ export async function main(args: string[]): Promise<void> {
     fmtInt(plain.rate),
     `budget ≥ ${fmtInt(budget)}/s  ${plain.rate >= budget ? 'ok' : 'BELOW BUDGET'}`,
   )
+  cpuLine(plain)
   report(
     '  chain verified after the run',
     plain.ok ? 'yes' : 'NO',
@@ -184,6 +246,7 @@ export async function main(args: string[]): Promise<void> {
     `${fmtInt(scored.lagMs)} ms`,
     `${observerName}${observer.scored !== undefined ? `: ${fmtInt(observer.scored)} scored, ${fmtInt(observer.flagged ?? 0)} flagged` : ''}`,
   )
+  cpuLine(scored)
   report(
     '  chain verified after the run',
     scored.ok ? 'yes' : 'NO',
