@@ -140,10 +140,9 @@ async function phase(
       verifyMs,
       ok: verdict.ok && verdict.checked === written + 1,
       nodeCpuUs: (cpu.user + cpu.system) / written,
-      pgCpuUs:
-        pgBefore === undefined || pgAfter === undefined
-          ? undefined
-          : ((pgAfter - pgBefore) * 1e6) / written,
+      pgCpuUs: ((d) => (d === undefined ? undefined : (d * 1e6) / written))(
+        cpuDelta(pgBefore, pgAfter),
+      ),
     }
   } finally {
     await store.close()
@@ -159,20 +158,31 @@ async function phase(
 async function backendCpu(
   db: Parameters<typeof verifyChain>[0],
   schema: string,
-): Promise<number | undefined> {
+): Promise<Map<number, number> | undefined> {
   const { sql } = await import('kysely')
   const rows = await sql<{ pid: number }>`select pid from pg_stat_activity
     where application_name = ${`tessera-bench-${schema}`}`.execute(db)
   const ticks = 100 // USER_HZ on Linux
-  let total = 0
+  const perPid = new Map<number, number>()
   try {
     for (const { pid } of rows.rows) {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      total += (Number(fields[11]) + Number(fields[12])) / ticks
+      perPid.set(pid, (Number(fields[11]) + Number(fields[12])) / ticks)
     }
   } catch {
     return undefined
   }
+  return perPid
+}
+
+/** CPU seconds the backends used between two readings (a backend closed in between is lost). */
+function cpuDelta(
+  before: Map<number, number> | undefined,
+  after: Map<number, number> | undefined,
+): number | undefined {
+  if (before === undefined || after === undefined) return undefined
+  let total = 0
+  for (const [pid, t] of after) total += t - (before.get(pid) ?? 0)
   return total
 }
 

@@ -56,7 +56,13 @@ interface Waiter {
 interface Batch {
   events: PreparedEvent[]
   waiters: Waiter[]
+  /** The chain position the events were sealed after, ahead of the write (see `sealAhead`). */
+  base?: { seq: number; hash: string }
+  prevs: string[]
+  hashes: string[]
 }
+
+const emptyBatch = (): Batch => ({ events: [], waiters: [], prevs: [], hashes: [] })
 
 const columns = [
   'seq',
@@ -80,7 +86,10 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
   const maxStatementRows = deps.maxStatementRows ?? 10_000
   const daysAhead = deps.partitionDaysAhead ?? 3
   const mode = deps.store.backend === 'postgres' ? (deps.insertMode ?? 'copy') : 'json'
-  let pending: Batch = { events: [], waiters: [] }
+  let pending: Batch = emptyBatch()
+  // Where the chain will end once everything sealed so far is written, when this process is the
+  // only writer; undefined until the first write, and after a failed one.
+  let predicted: { seq: number; hash: string } | undefined
   let writing: Promise<void> | undefined
   let closed = false
   // One delivery chain per observer: batches reach it in order without holding up the writer.
@@ -103,8 +112,32 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
     return new Promise<void>((resolve, reject) => {
       for (const e of prepared) pending.events.push(e)
       pending.waiters.push({ resolve, reject })
+      sealAhead(pending)
       if (writing === undefined) writing = drain()
     })
+  }
+
+  /**
+   * Hashes a pending batch's events while the previous batch is being written, from where that
+   * batch will end. The write checks the chain head: if another replica wrote in between (or a
+   * write failed), the batch is sealed again inside its transaction. One process alone thus hashes
+   * outside the critical section, overlapping PostgreSQL's work.
+   */
+  function sealAhead(batch: Batch): void {
+    if (predicted === undefined) return
+    if (batch.base === undefined) {
+      if (batch.hashes.length > 0) return
+      batch.base = { ...predicted }
+    }
+    let tail = predicted
+    for (let i = batch.hashes.length; i < batch.events.length; i++) {
+      const seq = tail.seq + 1
+      const hash = chainHash(tail.hash, seq, batch.events[i]!)
+      batch.prevs.push(tail.hash)
+      batch.hashes.push(hash)
+      tail = { seq, hash }
+    }
+    predicted = tail
   }
 
   async function drain(): Promise<void> {
@@ -115,11 +148,26 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
       }
       while (pending.events.length > 0) {
         const batch = pending
-        pending = { events: [], waiters: [] }
+        pending = emptyBatch()
         let sealed: ChainedEvent[]
         try {
-          sealed = await deps.store.transaction((tx) => writeBatch(tx, batch.events))
+          let end: { seq: number; hash: string }
+          ;({ sealed, end } = await deps.store.transaction((tx) => writeBatch(tx, batch)))
+          const base = pending.base
+          if (base === undefined || base.seq !== end.seq || base.hash !== end.hash) {
+            // The next batch was sealed on a wrong guess (another writer came between): again.
+            pending.base = undefined
+            pending.prevs = []
+            pending.hashes = []
+            predicted = end
+            sealAhead(pending)
+          }
         } catch (err) {
+          // The chain end is unknown now: the next write reads it and seals there.
+          predicted = undefined
+          pending.base = undefined
+          pending.prevs = []
+          pending.hashes = []
           const failure = new TesseraError(
             'TSR_STORE_UNAVAILABLE',
             `the audit log could not write ${batch.events.length} event(s): ${(err as Error).message}`,
@@ -138,28 +186,35 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
 
   async function writeBatch(
     tx: StoreTransaction,
-    events: PreparedEvent[],
-  ): Promise<ChainedEvent[]> {
+    batch: Batch,
+  ): Promise<{ sealed: ChainedEvent[]; end: { seq: number; hash: string } }> {
+    const events = batch.events
     const head = await sql<{
       seq: number | string
       hash: string
     }>`select seq, hash from event_chain_head where id = 1 for update`.execute(tx.db)
     const row = head.rows[0]
     if (!row) throw new Error('event_chain_head is missing (migration 0007 not applied?)')
-    let seq = Number(row.seq)
-    let prev = row.hash
+    const headSeq = Number(row.seq)
     const sealed: ChainedEvent[] = new Array(events.length)
-    const hashes: string[] = new Array(events.length)
-    const prevs: string[] = new Array(events.length)
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!
+    const ahead =
+      batch.base !== undefined && batch.base.seq === headSeq && batch.base.hash === row.hash
+    let hashes = batch.hashes
+    let prevs = batch.prevs
+    if (!ahead) {
+      hashes = []
+      prevs = []
+    }
+    let seq = headSeq + hashes.length
+    let prev = hashes.length === 0 ? row.hash : hashes[hashes.length - 1]!
+    for (let i = hashes.length; i < events.length; i++) {
       seq += 1
-      const hash = chainHash(prev, seq, e)
-      prevs[i] = prev
-      hashes[i] = hash
+      const hash = chainHash(prev, seq, events[i]!)
+      prevs.push(prev)
+      hashes.push(hash)
       prev = hash
     }
-    const firstSeq = Number(row.seq) + 1
+    const firstSeq = headSeq + 1
     for (let i = 0; i < events.length; i += maxStatementRows) {
       const end = Math.min(events.length, i + maxStatementRows)
       if (mode === 'copy') await copyRows(tx, events, firstSeq, prevs, hashes, i, end)
@@ -168,8 +223,9 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
     await sql`update event_chain_head set seq = ${seq}, hash = ${prev}, updated_at = now() where id = 1`.execute(
       tx.db,
     )
+    const end = { seq, hash: prev }
     // Readers get the events as stored; built only when someone reads them.
-    if (observers.size === 0) return sealed
+    if (observers.size === 0) return { sealed, end }
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!
       sealed[i] = {
@@ -187,7 +243,7 @@ export function createAuditLog(deps: AuditLogDeps): AuditLog {
         hash: hashes[i]!,
       }
     }
-    return sealed
+    return { sealed, end }
   }
 
   function deliver(batch: ChainedEvent[]): void {
