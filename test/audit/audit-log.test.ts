@@ -7,7 +7,19 @@ import { partitionName } from '../../src/audit/partitions.js'
 import { verifyChain } from '../../src/audit/verify.js'
 import { createFixedClock } from '../../src/runtime/clock.js'
 import type { Store } from '../../src/store/index.js'
+import { openStore } from '../../src/store/index.js'
 import { testBackends } from '../support/stores.js'
+
+/** Another handle (its own pool) on the same PostgreSQL schema. */
+async function reopen(store: Store): Promise<Store> {
+  const schema = /\(schema (\w+)\)/.exec(store.location)![1]!
+  return openStore({
+    backend: 'postgres',
+    url: process.env.TESSERA_TEST_DATABASE_URL!,
+    schema,
+    poolSize: 2,
+  })
+}
 
 const t0 = '2026-11-23T10:04:00.000Z'
 
@@ -102,6 +114,31 @@ for (const backend of testBackends()) {
       ])
       const result = await verifyChain(store.db)
       assert.deepEqual(result.issues, [])
+    })
+
+    it('two writers (replicas) on one store keep one chain: no gaps, no forks', async () => {
+      // A second store handle on PostgreSQL is another pool, as another replica would have.
+      const other = backend.name === 'postgres' ? await reopen(store) : store
+      const second = createAuditLog({ store: other, clock, partitionDaysAhead: 0 })
+      try {
+        await Promise.all(
+          Array.from({ length: 300 }, (_, i) =>
+            (i % 2 === 0 ? log : second).append({ type: 'replica.write', data: { i } }),
+          ),
+        )
+        await second.flush()
+        const result = await verifyChain(store.db)
+        assert.deepEqual(result.issues, [])
+        const n = await sql<{
+          n: number
+        }>`select count(*)::int as n from event where event_type = 'replica.write'`.execute(
+          store.db,
+        )
+        assert.equal(n.rows[0]!.n, 300)
+      } finally {
+        await second.close()
+        if (other !== store) await other.close()
+      }
     })
 
     it('refuses a malformed event with TSR_VALIDATION', async () => {
