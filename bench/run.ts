@@ -36,6 +36,11 @@ const benchmarks: Record<
       'evaluate every posture rule over the seeded 1,000,000-identity sample on PostgreSQL (time and findings per rule)',
     load: () => import('./posture.js'),
   },
+  events: {
+    summary:
+      'sustained audit events/s into PostgreSQL with the hash chain, alone and with a scoring EventObserver',
+    load: () => import('./events.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

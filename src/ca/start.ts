@@ -5,6 +5,9 @@ import { parseTrustDomain } from '../spiffe/id.js'
 import { readCertificateExtensions } from '../spiffe/x509-ext.js'
 import type { Store } from '../store/store.js'
 import { createCertificateAuthority, type Ca, type CaEvent } from './ca.js'
+import type { EventSink } from '../audit/event-sink.js'
+import { withIssuanceEvents } from '../audit/audited.js'
+import { createIssuanceLog } from './issuance-log.js'
 import { decodeKek, resolveKeyManagerConfig } from './kek.js'
 import { createKeyManager } from './key-manager.js'
 import { loadUpstreamCa } from './upstream.js'
@@ -29,6 +32,8 @@ export interface CaStartOptions {
   onEvent?: (event: CaEvent) => void
   /** A failed rotation tick (it is retried at the next one). */
   onTickError?: (err: unknown) => void
+  /** The audit log: every issued SVID becomes an `issuance.x509` / `issuance.jwt` event. */
+  events?: EventSink
 }
 
 export interface RunningCa {
@@ -93,6 +98,14 @@ export async function startCa(options: CaStartOptions): Promise<RunningCa> {
     ...(options.caTtlSeconds === undefined ? {} : { caTtlSeconds: options.caTtlSeconds }),
     ...(options.upstream ? { upstream: loadUpstreamCa(options.upstream) } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.events
+      ? {
+          issuanceLog: withIssuanceEvents(
+            createIssuanceLog({ store: options.store }),
+            options.events,
+          ),
+        }
+      : {}),
   })
   let running = false
   const timer = setInterval(() => {

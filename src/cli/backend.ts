@@ -13,6 +13,7 @@ import {
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
 import { localObserveAdmin, remoteObserveAdmin, type ObserveAdmin } from './commands/access.js'
+import { localAuditAdmin, remoteAuditAdmin, type AuditAdmin } from './commands/audit.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -46,6 +47,8 @@ export interface Backend {
   readonly findings?: FindingsAdmin
   /** Offboarding plans and their execution. */
   readonly offboarding?: OffboardingAdmin
+  /** The audit log: verify, query, export. */
+  readonly audit?: AuditAdmin
   close(): Promise<void>
 }
 
@@ -140,6 +143,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       observe: remoteObserveAdmin(client.http),
       findings: remoteFindingsAdmin(client.http),
       offboarding: remoteOffboardingAdmin(client.http),
+      audit: remoteAuditAdmin(client.http),
       close: async () => {},
     }
   }
@@ -163,13 +167,17 @@ export async function localBackend(
   clock: Clock,
   env: NodeJS.ProcessEnv,
 ): Promise<Backend> {
-  const [{ createInventory }, { createRevocationList }, federationModule] = await Promise.all([
-    import('../inventory/index.js'),
-    import('../lifecycle/revocations.js'),
-    import('../federation/index.js'),
-  ])
+  const [{ createInventory }, { createRevocationList }, federationModule, { createAuditLog }] =
+    await Promise.all([
+      import('../inventory/index.js'),
+      import('../lifecycle/revocations.js'),
+      import('../federation/index.js'),
+      import('../audit/audit-log.js'),
+    ])
   const user = env.USER ?? env.LOGNAME ?? 'local'
-  const revocations = createRevocationList({ store, clock })
+  // Acts done here on the store are audited like the server's (no partition upkeep: short-lived).
+  const events = createAuditLog({ store, clock, partitionDaysAhead: 0 })
+  const revocations = createRevocationList({ store, clock, events })
   return {
     kind: 'local',
     location: store.location,
@@ -186,7 +194,11 @@ export async function localBackend(
     findings: localFindingsAdmin(store, clock, user),
     offboarding: localOffboardingAdmin(store, clock, user),
     store,
-    close: () => store.close(),
+    audit: localAuditAdmin(store),
+    close: async () => {
+      await events.close()
+      await store.close()
+    },
   }
 }
 

@@ -20,6 +20,7 @@ import { registerReconcileCommand } from './commands/reconcile.js'
 import { registerDetectCommands } from './commands/detect.js'
 import { registerFindingsCommands } from './commands/findings.js'
 import { registerOffboardCommand } from './commands/offboard.js'
+import { registerAuditCommands } from './commands/audit.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -73,6 +74,7 @@ ${exitCodesHelp}`,
   registerDetectCommands(program, ctx)
   registerFindingsCommands(program, ctx)
   registerOffboardCommand(program, ctx)
+  registerAuditCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { TesseraError } from '../errors.js'
+import type { EventSink } from '../audit/event-sink.js'
 import { isUuid } from '../inventory/ids.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Database, RegistrationEntryTable } from '../store/schema.js'
@@ -36,6 +37,8 @@ export interface EntriesDeps {
    * was before a delete. Errors are ignored.
    */
   onChange?: (delta: EntryDelta, deleted?: RegistrationEntry) => void
+  /** Where `entry.created` / `entry.updated` / `entry.deleted` are recorded (durable on return). */
+  events?: EventSink
 }
 
 type Row = Selectable<RegistrationEntryTable>
@@ -166,6 +169,29 @@ export function createEntries(deps: EntriesDeps): Entries {
     return current
   }
 
+  const audit = async (
+    type: 'entry.created' | 'entry.updated' | 'entry.deleted',
+    entry: RegistrationEntry,
+    revision: number,
+    ctx: ChangeContext | undefined,
+  ) => {
+    if (!deps.events) return
+    await deps.events.append({
+      type,
+      ...(ctx?.actor ? { actor: ctx.actor } : {}),
+      subject: entry.spiffeId,
+      resource: `entry:${entry.id}`,
+      action: type.slice('entry.'.length),
+      data: {
+        id: entry.id,
+        revision,
+        parentId: entry.parentId,
+        selectors: entry.selectors,
+        owner: entry.owner,
+      },
+    })
+  }
+
   const notify = (delta: EntryDelta, deleted?: RegistrationEntry) => {
     try {
       deps.onChange?.(delta, deleted)
@@ -189,6 +215,7 @@ export function createEntries(deps: EntriesDeps): Entries {
       })
       const created = toEntry(row)
       notify({ op: 'upsert', revision: created.revision, entry: created })
+      await audit('entry.created', created, created.revision, ctx)
       return created
     },
 
@@ -207,6 +234,7 @@ export function createEntries(deps: EntriesDeps): Entries {
       })
       const updated = toEntry(row)
       notify({ op: 'upsert', revision: updated.revision, entry: updated })
+      await audit('entry.updated', updated, updated.revision, ctx)
       return updated
     },
 
@@ -220,6 +248,7 @@ export function createEntries(deps: EntriesDeps): Entries {
         return [await insertVersion(trx, id, current, now, ctx, true), current] as const
       })
       notify({ op: 'delete', revision: row.revision, id }, current)
+      await audit('entry.deleted', current, row.revision, ctx)
       return { id, revision: row.revision }
     },
 

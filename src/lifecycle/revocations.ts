@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import { TesseraError } from '../errors.js'
+import type { EventSink } from '../audit/event-sink.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
 import { parseSpiffeId } from '../spiffe/id.js'
 import type { Store } from '../store/store.js'
@@ -65,6 +66,8 @@ export interface RevocationList {
 export interface RevocationDeps {
   store: Store
   clock?: Clock
+  /** Where `revocation.created` is recorded; `add` resolves after the event is durable. */
+  events?: EventSink
 }
 
 const maxReason = 500
@@ -137,7 +140,8 @@ export function createRevocationList(deps: RevocationDeps): RevocationList {
       if (input.expiresAt !== undefined && input.expiresAt.getTime() <= now.getTime()) {
         throw new TesseraError('TSR_VALIDATION', 'expiresAt is in the past')
       }
-      return deps.store.transaction(async ({ db: tx }) => {
+      let created = false
+      const result = await deps.store.transaction(async ({ db: tx }) => {
         // One writer per target at a time, so two replicas adding the same target make one row.
         await sql`select pg_advisory_xact_lock(hashtext(${'revocation:' + input.targetType + ':' + value}))`.execute(
           tx,
@@ -172,8 +176,25 @@ export function createRevocationList(deps: RevocationDeps): RevocationList {
           })
           .returningAll()
           .executeTakeFirstOrThrow()
+        created = true
         return view(row)
       })
+      if (created && deps.events) {
+        await deps.events.append({
+          type: 'revocation.created',
+          ...(result.createdBy ? { actor: result.createdBy } : {}),
+          subject: result.value,
+          action: 'revoke',
+          at: now,
+          data: {
+            id: result.id,
+            targetType: result.targetType,
+            ...(result.reason ? { reason: result.reason } : {}),
+            ...(result.expiresAt ? { expiresAt: result.expiresAt } : {}),
+          },
+        })
+      }
+      return result
     },
 
     async list(options = {}) {

@@ -48,6 +48,7 @@ import {
 import { createPosture, type Posture } from '../posture/index.js'
 import { registerFindingRoutes } from './routes/findings.js'
 import { registerOffboardingRoutes } from './routes/offboarding.js'
+import { registerAdminAuditHook, registerAuditRoutes } from './routes/audit.js'
 
 export interface AppDeps {
   store: Store
@@ -71,7 +72,7 @@ export interface AppDeps {
   posture?: Posture
   /** Offboarding (default: inventory-backed executors, auditing to `events`). */
   offboarding?: Offboarding
-  /** The audit sink domain services append to (default: none, until the audit log is wired). */
+  /** The audit log: admin API calls, revocations, entry changes, offboarding steps are recorded through it. */
   events?: EventSink
 }
 
@@ -154,6 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'access', description: 'Temporal access queries: who could, who did, reach' },
         { name: 'findings', description: 'Posture findings, rules and risk scores' },
         { name: 'offboarding', description: 'Offboarding plans for people, teams and services' },
+        { name: 'audit', description: 'The hash-chained audit log' },
       ],
       components: {
         securitySchemes: {
@@ -184,6 +186,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   registerAuthHook(app, { store: deps.store, clock })
+  if (deps.events) registerAdminAuditHook(app, { events: deps.events })
   const { registry } = registerMetrics(app, { inventory: deps.inventory })
 
   const { inventory, store } = deps
@@ -202,7 +205,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
-  const revocations = createRevocationList({ store, clock })
+  const revocations = createRevocationList({
+    store,
+    clock,
+    ...(deps.events ? { events: deps.events } : {}),
+  })
   await app.register(async (scope) => registerRevocationRoutes(scope, { revocations }))
   await app.register(async (scope) =>
     registerTokenExchangeRoute(scope, { exchange: deps.tokenExchange }),
@@ -220,7 +227,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     inventory,
     ...(deps.ca ? { ca: deps.ca } : {}),
     ...deps.control,
+    ...(deps.events ? { events: deps.events } : {}),
   })
+  await app.register(async (scope) => registerAuditRoutes(scope, { store }))
 
   await app.register(async (scope) =>
     registerAccessRoutes(scope, { access: createAccessQueries({ store }) }),

@@ -23,6 +23,10 @@ import { ensureAdminToken } from './auth/api-tokens.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { DiscoveryScheduler } from '../discovery/scheduler.js'
 import { createDetectionService, type DetectionService } from '../detection/detection-service.js'
+import { createAuditLog, type AuditLog } from '../audit/audit-log.js'
+import { createFindingStore } from '../posture/finding-store.js'
+import { withTokenExchangeEvents } from '../audit/audited.js'
+import type { NatsEventPublisher } from '../audit/nats.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -56,6 +60,11 @@ export interface ServerOptions {
   sourcesFile?: string
   /** Anomaly detection thresholds and responders (docs/detection.md); defaults apply without. */
   detectionConfigFile?: string
+  /**
+   * NATS URL (default TESSERA_NATS_URL): every durable audit event is also published to JetStream
+   * (stream TESSERA_NATS_STREAM, default TESSERA_EVENTS; subjects TESSERA_NATS_SUBJECT.<type>).
+   */
+  natsUrl?: string
 }
 
 export interface RunningServer {
@@ -95,6 +104,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let federationTimer: NodeJS.Timeout | undefined
   let discovery: DiscoveryScheduler | undefined
   let detection: DetectionService | undefined
+  let audit: AuditLog | undefined
+  let nats: NatsEventPublisher | undefined
+  let partitionTimer: NodeJS.Timeout | undefined
   try {
     const logger = pino(
       {
@@ -104,7 +116,35 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       options.log ?? pino.destination(1),
     )
     const inventory = createInventory({ store, clock })
+    const events = createAuditLog({
+      store,
+      clock,
+      onObserverError: (err) => logger.error({ err }, 'an audit event observer failed'),
+      onPartitionError: (err) => logger.warn({ err }, 'creating audit event partitions failed'),
+    })
+    audit = events
+    partitionTimer = setInterval(() => void events.maintainPartitions(), 3_600_000)
+    partitionTimer.unref()
+    const natsUrl = options.natsUrl ?? (process.env.TESSERA_NATS_URL || undefined)
+    if (natsUrl) {
+      const { createNatsEventPublisher } = await import('../audit/nats.js')
+      const publisher = await createNatsEventPublisher({
+        servers: natsUrl.split(','),
+        ...(process.env.TESSERA_NATS_STREAM ? { stream: process.env.TESSERA_NATS_STREAM } : {}),
+        ...(process.env.TESSERA_NATS_SUBJECT
+          ? { subjectPrefix: process.env.TESSERA_NATS_SUBJECT }
+          : {}),
+        name: 'tessera-server',
+        onError: (err) => logger.error({ err }, 'publishing an audit event to NATS failed'),
+      })
+      nats = publisher
+      events.subscribe(publisher)
+      // What a previous run wrote but may not have published; JetStream drops the duplicates.
+      const replayed = await publisher.replay(store.db, new Date(clock.now().getTime() - 60_000))
+      logger.info({ replayed }, 'audit events published to NATS JetStream')
+    }
     ca = await startCa({
+      events,
       ...options.ca,
       store,
       ...(databaseUrl ? {} : { dataDir: options.dataDir ?? defaultDataDir }),
@@ -115,7 +155,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     })
     const revocations = createRevocationList({ store, clock })
     const trustDomain = ca.trustDomain
-    const tokenExchange = createTokenExchange({
+    const plainTokenExchange = createTokenExchange({
       ca: ca.ca,
       verifiers: [
         createJwtSvidVerifier({
@@ -136,6 +176,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       isRevoked: async (q) => (await revocations.find(q)) !== undefined,
       clock,
     })
+    const tokenExchange = withTokenExchangeEvents(plainTokenExchange, events)
     const runningCaForBundle = ca.ca
     const federation = createFederation({
       store,
@@ -189,9 +230,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...((options.detectionConfigFile ?? process.env.TESSERA_DETECTION_CONFIG)
         ? { config: options.detectionConfigFile ?? process.env.TESSERA_DETECTION_CONFIG! }
         : {}),
+      events,
+      findings: createFindingStore({ store, clock }),
       onError: (err) => logger.error({ err }, 'anomaly detection side effect failed'),
     })
     await detection.start()
+    // Detection and decision usage read every durable audit batch.
+    for (const observer of detection.observers) events.subscribe(observer)
     app = await buildApp({
       store,
       inventory,
@@ -203,6 +248,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       bodyLimit: options.bodyLimit,
       metricsRequireToken: options.metricsRequireToken,
       control: { federatedBundles: () => federation.bundles(), ...options.control },
+      events,
     })
     const host = options.host ?? '127.0.0.1'
     const port = options.port ?? defaultPort
@@ -241,6 +287,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const endpoint = bundleEndpoint
     const timer = federationTimer
     const detecting = detection
+    const auditLog = events
+    const publisher = nats
+    const partitions = partitionTimer
     let closing: Promise<void> | undefined
     return {
       url,
@@ -260,6 +309,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
             await listening.close()
             await detecting.stop()
           } finally {
+            clearInterval(partitions)
+            await auditLog.close()
+            await publisher?.close().catch(() => {})
             await store.close()
           }
         })()),
@@ -271,6 +323,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await discovery?.stop()
     await detection?.stop().catch(() => {})
     await app?.close()
+    clearInterval(partitionTimer)
+    await audit?.close().catch(() => {})
+    await nats?.close().catch(() => {})
     await store.close()
     throw err
   }

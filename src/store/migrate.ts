@@ -4,6 +4,7 @@ import * as initial from './migrations/0001-initial.js'
 import * as federation from './migrations/0006-federation.js'
 import * as observe from './migrations/0009-observe.js'
 import * as posture from './migrations/0011-posture.js'
+import * as audit from './migrations/0007-audit.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '0006-federation': { up: (db) => federation.migrate(db) },
   '0009-observe': { up: (db) => observe.migrate(db) },
   '0011-posture': { up: (db) => posture.migrate(db) },
+  '0007-audit': { up: (db) => audit.migrate(db) },
 }
 
 /** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
@@ -19,6 +21,7 @@ const migrationSql: Record<string, string> = {
   '0006-federation': federation.up,
   '0009-observe': observe.up,
   '0011-posture': posture.up,
+  '0007-audit': audit.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

@@ -266,6 +266,13 @@ export interface EventTable {
   hash: string
 }
 
+export interface EventChainHeadTable {
+  id: number
+  seq: number
+  hash: string
+  updated_at: DefaultTimestamp
+}
+
 export const severities = ['info', 'low', 'medium', 'high', 'critical'] as const
 export type Severity = (typeof severities)[number]
 
@@ -406,6 +413,7 @@ export interface Database {
   risk_score: RiskScoreTable
   offboarding_plan: OffboardingPlanTable
   offboarding_step: OffboardingStepTable
+  event_chain_head: EventChainHeadTable
 }
 
 /** The versioned fact tables, the ones observations write to. */

@@ -13,6 +13,7 @@ import {
   type NodeAttestorsConfig,
 } from '../../attestation/node-attestor-registry.js'
 import { createEntries } from '../../entries/entries.js'
+import type { EventSink } from '../../audit/event-sink.js'
 import { createEntryIndex, type EntryIndex } from '../../entries/entry-index.js'
 import type { Entries } from '../../entries/entry-types.js'
 import { agentObservations, entryObservation } from '../../attestation/control-observations.js'
@@ -45,6 +46,8 @@ export interface ControlPlaneDeps {
   agentSvidTtlSeconds?: number
   /** The current bundles of federated trust domains (agents deliver them per `federatesWith`). */
   federatedBundles?: () => Promise<ReadonlyMap<string, TrustBundle>>
+  /** The audit log: entry changes are recorded through it. */
+  events?: EventSink
 }
 
 const agentSecurity = [{ agentProof: [] }]
@@ -118,6 +121,7 @@ export async function registerControlPlaneRoutes(
       store,
       clock,
       ...(deps.ca ? { trustDomain: deps.ca.trustDomain } : {}),
+      ...(deps.events ? { events: deps.events } : {}),
       // Changes made here reach this replica's agents at once; others' within a poll.
       onChange: (delta, deleted) => {
         void index?.refresh().catch(() => {})
