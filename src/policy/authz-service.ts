@@ -1,3 +1,4 @@
+import type { CertificateAuthority } from '../ca/ca-types.js'
 import type { EventSink } from '../audit/event-sink.js'
 import { createRevocationList } from '../lifecycle/revocations.js'
 import { systemClock, type Clock } from '../runtime/clock.js'
@@ -55,4 +56,20 @@ export function createAuthzService(deps: AuthzServiceDeps): AuthzService {
     ...(deps.onEventError ? { onEventError: deps.onEventError } : {}),
   })
   return { authorizer, policies, schema }
+}
+
+/** Trust bundles by trust domain: this CA's and the federated ones. */
+export function trustBundles(deps: {
+  ca?: Pick<CertificateAuthority, 'bundle'>
+  federation?: { bundles(): Promise<Map<string, TrustBundle>> }
+}): () => Promise<ReadonlyMap<string, TrustBundle>> {
+  return async () => {
+    const out = new Map<string, TrustBundle>()
+    if (deps.federation) for (const [td, b] of await deps.federation.bundles()) out.set(td, b)
+    if (deps.ca) {
+      const own = await deps.ca.bundle()
+      out.set(own.trustDomain, own)
+    }
+    return out
+  }
 }

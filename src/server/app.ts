@@ -36,6 +36,14 @@ import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
+import {
+  createAuthzService,
+  defaultAuthzAudience,
+  trustBundles,
+  type AuthzService,
+} from '../policy/index.js'
+import { registerAuthorizeRoutes } from './routes/authorize.js'
+import { registerCedarPolicyRoutes } from './routes/cedar-policies.js'
 
 export interface AppDeps {
   store: Store
@@ -55,6 +63,8 @@ export interface AppDeps {
   metricsRequireToken?: boolean
   /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
   control?: ControlPlaneDeps
+  /** Cedar authorization (POST /v1/authorize, policy admin); built over the store when absent. */
+  authz?: AuthzService
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -133,6 +143,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
+        {
+          name: 'authorization',
+          description: 'Cedar decisions and policies (docs/authorization.md)',
+        },
       ],
       components: {
         securitySchemes: {
@@ -200,6 +214,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.ca ? { ca: deps.ca } : {}),
     ...deps.control,
   })
+
+  const authz =
+    deps.authz ??
+    createAuthzService({
+      store,
+      clock,
+      bundles: trustBundles({
+        ...(deps.ca ? { ca: deps.ca } : {}),
+        ...(deps.federation ? { federation: deps.federation } : {}),
+      }),
+      ...(deps.ca ? { jwtAudience: defaultAuthzAudience(deps.ca.trustDomain) } : {}),
+    })
+  await app.register(async (scope) => registerAuthorizeRoutes(scope, { authz, store, clock }))
+  await app.register(async (scope) => registerCedarPolicyRoutes(scope, { authz }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

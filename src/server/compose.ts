@@ -22,6 +22,8 @@ import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { DiscoveryScheduler } from '../discovery/scheduler.js'
+import { discardEvents } from '../audit/event-sink.js'
+import { createAuthzService, defaultAuthzAudience, trustBundles } from '../policy/index.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -177,7 +179,18 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     discovery = options.sourcesFile
       ? await loadDiscovery(options.sourcesFile, inventory, clock, logger)
       : undefined
+    // Decision and policy events: no audit log on this branch yet, so they are discarded here; the
+    // merge with the audit log passes its sink instead.
+    const authz = createAuthzService({
+      store,
+      clock,
+      events: discardEvents,
+      bundles: trustBundles({ ca: ca.ca, federation }),
+      jwtAudience: defaultAuthzAudience(trustDomain),
+      onEventError: (err, lost) => logger.error({ err, lost }, 'decision events not recorded'),
+    })
     app = await buildApp({
+      authz,
       store,
       inventory,
       tokenExchange,
