@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
+import { localAuthzAdmin, remoteAuthzAdmin, type AuthzAdmin } from './commands/authz.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -31,6 +32,8 @@ export interface Backend {
   readonly control?: ControlAdmin
   /** CA keys (emergency rotation) and the issuance history. */
   readonly ca?: CaAdmin
+  /** Cedar decisions and policies. */
+  readonly authz?: AuthzAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
   close(): Promise<void>
@@ -124,6 +127,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       federation: client.federation,
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
+      authz: remoteAuthzAdmin(client.http),
       close: async () => {},
     }
   }
@@ -166,6 +170,7 @@ export async function localBackend(
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     control: localControlAdmin(store, clock),
     ca: localCaAdmin(store, clock, env),
+    authz: localAuthzAdmin(store, clock, `cli:${user}`),
     store,
     close: () => store.close(),
   }

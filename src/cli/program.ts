@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { systemClock } from '../runtime/clock.js'
 import { registerAccessCommands } from './commands/access.js'
+import { registerAuthzCommands } from './commands/authz.js'
 import { registerAgentCommand } from './commands/agent.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
 import { registerCaCommands } from './commands/ca.js'
@@ -63,6 +64,7 @@ ${exitCodesHelp}`,
   registerScanCommand(program, ctx)
   registerCaCommands(program, ctx)
   registerAccessCommands(program, ctx)
+  registerAuthzCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()
