@@ -127,6 +127,67 @@ interface CompiledPolicies {
   byAction: Map<string, string>
   fallback: string
   count: number
+  usage: AttributeUsage
+}
+
+/**
+ * The attribute names the active policies read (`x.name`, `x has name`). An entity or context
+ * attribute no policy names cannot change a decision, so it is not sent to the engine: copying
+ * values into the engine is most of a decision's cost. A record used whole (compared, or a `context`
+ * passed on) turns the pruning of that record off.
+ */
+export interface AttributeUsage {
+  names: Set<string>
+  wholeContext: boolean
+  wholeRecords: boolean
+}
+
+/** Reads the attribute usage of policy statements (Cedar's JSON form). */
+export function attributeUsage(texts: readonly string[]): AttributeUsage {
+  const usage: AttributeUsage = { names: new Set(), wholeContext: false, wholeRecords: false }
+  const walk = (node: unknown, parent: string | undefined): void => {
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n, parent)
+      return
+    }
+    if (typeof node !== 'object' || node === null) return
+    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+      if ((key === '.' || key === 'has') && typeof value === 'object' && value !== null) {
+        const v = value as { left?: unknown; attr?: unknown }
+        const attrs = Array.isArray(v.attr) ? v.attr : [v.attr]
+        for (const a of attrs) if (typeof a === 'string') usage.names.add(a)
+        // `x.attributes` handed to anything but another access is a record used whole.
+        if (key === '.' && parent !== '.' && parent !== 'has' && v.attr === 'attributes') {
+          usage.wholeRecords = true
+        }
+        walk(v.left, key)
+      } else if (key === 'Var') {
+        if (value === 'context' && parent !== '.' && parent !== 'has') usage.wholeContext = true
+      } else walk(value, key)
+    }
+  }
+  for (const text of texts) {
+    const json = cedar.policyToJson(text)
+    if (json.type !== 'success') continue
+    walk(json.json.conditions, undefined)
+  }
+  return usage
+}
+
+/** An entity with only the attributes the policies read. */
+function pruneEntity(e: EntityJson, usage: AttributeUsage): EntityJson {
+  const attrs: Record<string, CedarValueJson> = {}
+  for (const [k, v] of Object.entries(e.attrs)) {
+    if (!usage.names.has(k)) continue
+    if (k === 'attributes' && !usage.wholeRecords && typeof v === 'object' && v !== null) {
+      const inner: Record<string, CedarValueJson> = {}
+      for (const [ik, iv] of Object.entries(v as Record<string, CedarValueJson>)) {
+        if (usage.names.has(ik)) inner[ik] = iv
+      }
+      attrs[k] = inner
+    } else attrs[k] = v
+  }
+  return { uid: e.uid, attrs, parents: e.parents }
 }
 
 /** A statement of a stored policy: its id and text. */
@@ -188,6 +249,16 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
   let fingerprint: string | undefined
   let bundles: ReadonlyMap<string, TrustBundle> = new Map()
   let lastRefresh = -Infinity
+  // Pruned entity lists by bundle, for the compiled policies they were pruned for.
+  let pruned = new WeakMap<object, EntityJson[]>()
+  const prunedOf = (bundle: { entities: EntityJson[] }, usage: AttributeUsage) => {
+    let list = pruned.get(bundle)
+    if (list === undefined) {
+      list = bundle.entities.map((e) => pruneEntity(e, usage))
+      pruned.set(bundle, list)
+    }
+    return list
+  }
   let refreshing: Promise<void> | undefined
 
   function compile(policies: readonly CedarPolicy[]): CompiledPolicies {
@@ -219,7 +290,12 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     for (const [action, set] of perAction) {
       byAction.set(action, preparse(`a${n++}`, { ...everyAction, ...set }))
     }
-    return { byAction, fallback: preparse('*', everyAction), count: statements.length }
+    return {
+      byAction,
+      fallback: preparse('*', everyAction),
+      count: statements.length,
+      usage: attributeUsage(statements.map((st) => st.text)),
+    }
   }
 
   async function doRefresh(): Promise<void> {
@@ -234,6 +310,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     if (fresh) bundles = fresh
     if (fp !== fingerprint || compiled === undefined) {
       compiled = compile(await deps.policies.active())
+      pruned = new WeakMap()
       fingerprint = fp
     }
     lastRefresh = started
@@ -330,31 +407,33 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     selectors: string[],
     identityEnvironment: string | undefined,
     now: Date,
+    usage: AttributeUsage,
   ): Record<string, CedarValueJson> {
     const chain = p.chain
-    const ctx: Record<string, CedarValueJson> = {
-      selectors: given.selectors ?? selectors,
-      time: { __extn: { fn: 'datetime', arg: now.toISOString() } },
-      hour: now.getUTCHours(),
-      weekday: now.getUTCDay(),
-      delegationChain: chain,
-      delegationDepth: chain.length,
-      delegated: chain.length > 0,
-      scopes: p.scopes,
-      presentedAs: p.presentedAs,
+    const ctx: Record<string, CedarValueJson> = {}
+    const put = (key: string, value: CedarValueJson | undefined) => {
+      if (value !== undefined && (usage.wholeContext || usage.names.has(key))) ctx[key] = value
     }
-    if (p.trustDomain) ctx.trustDomain = p.trustDomain
+    put('selectors', given.selectors ?? selectors)
+    if (usage.wholeContext || usage.names.has('time')) {
+      ctx.time = { __extn: { fn: 'datetime', arg: now.toISOString() } }
+    }
+    put('hour', now.getUTCHours())
+    put('weekday', now.getUTCDay())
+    put('delegationChain', chain)
+    put('delegationDepth', chain.length)
+    put('delegated', chain.length > 0)
+    put('scopes', p.scopes)
+    put('presentedAs', p.presentedAs)
+    put('trustDomain', p.trustDomain)
     // Derived from a verified SPIFFE ID, the namespace wins over what the caller says.
-    const namespace = p.namespace ?? given.namespace
-    if (namespace !== undefined) ctx.namespace = namespace
-    const environment = given.environment ?? identityEnvironment
-    if (environment !== undefined) ctx.environment = environment
-    if (given.sourceNode !== undefined) ctx.sourceNode = given.sourceNode
-    if (given.sourceAddress !== undefined) ctx.sourceAddress = given.sourceAddress
+    put('namespace', p.namespace ?? given.namespace)
+    put('environment', given.environment ?? identityEnvironment)
+    put('sourceNode', given.sourceNode)
+    put('sourceAddress', given.sourceAddress)
     // A signed intent (the token's) wins over a declared one.
-    const intent = p.intent ?? given.intent
-    if (intent !== undefined) ctx.intent = intent
-    if (chain.length > 0) ctx.actor = chain[0]!
+    put('intent', p.intent ?? given.intent)
+    put('actor', chain[0])
     return ctx
   }
 
@@ -418,12 +497,12 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     ])
     const policies = compiled!
     const setId = policies.byAction.get(req.action) ?? policies.fallback
-    const entities: EntityJson[] = pb.entities.concat(rb.entities)
+    const entities: EntityJson[] = prunedOf(pb, policies.usage).concat(prunedOf(rb, policies.usage))
     const answer = cedar.statefulIsAuthorized({
       principal: pb.uid,
       action: { type: entityType.action, id: req.action },
       resource: rb.uid,
-      context: cedarContext(principal, given, pb.selectors, pb.environment, now),
+      context: cedarContext(principal, given, pb.selectors, pb.environment, now, policies.usage),
       preparsedPolicySetId: setId,
       entities,
     })

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { createMemoryEventSink } from '../../src/audit/event-sink.js'
 import { createInventory } from '../../src/inventory/index.js'
 import { createRevocationList } from '../../src/lifecycle/revocations.js'
-import { createAuthzService, type AuthzService } from '../../src/policy/index.js'
+import { attributeUsage, createAuthzService, type AuthzService } from '../../src/policy/index.js'
 import { createFixedClock } from '../../src/runtime/clock.js'
 import type { Store } from '../../src/store/index.js'
 import { testBackends } from '../support/stores.js'
@@ -214,3 +214,20 @@ for (const backend of testBackends()) {
     })
   })
 }
+
+describe('attribute usage (what the engine is sent)', () => {
+  it('collects the names policies read, and notices records used whole', () => {
+    const u = attributeUsage([
+      'permit (principal, action, resource) when { principal.attributes has tier && principal.attributes.tier == "gold" && context.hour < 6 };',
+    ])
+    assert.deepEqual([...u.names].sort(), ['attributes', 'hour', 'tier'])
+    assert.equal(u.wholeContext, false)
+    assert.equal(u.wholeRecords, false)
+    const whole = attributeUsage([
+      'permit (principal, action, resource) when { principal.attributes == {} };',
+      'permit (principal, action, resource) when { context == {} };',
+    ])
+    assert.equal(whole.wholeRecords, true)
+    assert.equal(whole.wholeContext, true)
+  })
+})
