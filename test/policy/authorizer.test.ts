@@ -179,6 +179,42 @@ for (const backend of testBackends()) {
       const d = await ask()
       assert.equal(d.decision, 'deny')
       assert.deepEqual(d.determiningPolicies, [])
+      // An attribute change: web turns bronze, and the pci forbid now applies to it.
+      const cards = () =>
+        authz.authorizer.authorize({
+          principal: web,
+          action: 'db:query',
+          resource: 'db:payments/cards',
+        })
+      assert.equal((await cards()).decision, 'allow')
+      await createInventory({ store, clock }).ingest([
+        {
+          type: 'identity',
+          source: 'spire',
+          ref: web,
+          kind: 'workload',
+          name: 'web',
+          owner: 'payments',
+          attributes: { tier: 'bronze', environment: 'prod', pci: true, replicas: 3 },
+        },
+      ])
+      // invalidate() drops the cache at once, without waiting for the refresh.
+      authz.authorizer.invalidate()
+      const bronze = await cards()
+      assert.equal(bronze.decision, 'deny')
+      assert.deepEqual(bronze.determiningPolicies, ['payments-read@1#no-bronze-pci'])
+      await createInventory({ store, clock }).ingest([
+        {
+          type: 'identity',
+          source: 'spire',
+          ref: web,
+          kind: 'workload',
+          name: 'web',
+          owner: 'payments',
+          attributes: { tier: 'gold', environment: 'prod', pci: true, replicas: 3 },
+        },
+      ])
+      authz.authorizer.invalidate()
     })
 
     it('batches decisions and records each as an authz.decision event', async () => {
