@@ -204,7 +204,7 @@ const [url, token, bodiesJson, seconds, connections] = process.argv.slice(1)
 const bodies = JSON.parse(bodiesJson).map((b) => Buffer.from(JSON.stringify(b)))
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(connections) })
 const target = new URL(url)
-let done = 0, failed = 0, k = 0, stop = false
+let done = 0, failed = 0, k = 0, stop = false, total = 0
 const warmUntil = Date.now() + 1000
 let counting = false, started = 0
 function one() {
@@ -215,6 +215,7 @@ function one() {
     res.on('data', () => {})
     res.on('end', () => {
       if (Date.now() >= warmUntil && !counting) { counting = true; started = Date.now(); done = 0; failed = 0 }
+      total++
       if (res.statusCode === 200) done++; else failed++
       one()
     })
@@ -226,7 +227,7 @@ for (let c = 0; c < Number(connections); c++) one()
 setTimeout(() => {
   stop = true
   const elapsed = (Date.now() - started) / 1000
-  process.stdout.write(JSON.stringify({ rps: done / elapsed, done, failed }))
+  process.stdout.write(JSON.stringify({ rps: done / elapsed, done, failed, total }))
   process.exit(0)
 }, 1000 + Number(seconds) * 1000)
 `
@@ -237,7 +238,8 @@ function load(
   bodies: unknown[],
   seconds: number,
   connections: number,
-): Promise<{ rps: number; done: number; failed: number }> {
+): Promise<{ rps: number; done: number; failed: number; perCpuSecond: number }> {
+  const cpu0 = process.cpuUsage()
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
@@ -249,7 +251,12 @@ function load(
     child.on('error', reject)
     child.on('exit', (code) => {
       if (code !== 0) reject(new Error(`load generator exited with ${code}`))
-      else resolve(JSON.parse(out) as { rps: number; done: number; failed: number })
+      else {
+        // Requests answered per CPU-second of this (the serving) process, warm-up included.
+        const cpu = process.cpuUsage(cpu0)
+        const r = JSON.parse(out) as { rps: number; done: number; failed: number; total: number }
+        resolve({ ...r, perCpuSecond: r.total / ((cpu.user + cpu.system) / 1e6) })
+      }
     })
   })
 }
@@ -376,12 +383,15 @@ export async function main(argv: string[]): Promise<void> {
     const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/v1/authorize`
     try {
       const runs = { bare: [] as number[], tessera: [] as number[] }
+      const cpu = { bare: [] as number[], tessera: [] as number[] }
       let failed = 0
       for (let round = 0; round < 2; round++) {
         const b = await load(bareUrl, token, bodies, seconds, connections)
         const t = await load(`${appUrl}/v1/authorize`, token, bodies, seconds, connections)
         runs.bare.push(b.rps)
         runs.tessera.push(t.rps)
+        cpu.bare.push(b.perCpuSecond)
+        cpu.tessera.push(t.perCpuSecond)
         failed += b.failed + t.failed
       }
       const bareRps = Math.max(...runs.bare)
@@ -395,6 +405,14 @@ export async function main(argv: string[]): Promise<void> {
         'POST /v1/authorize',
         `${fmtInt(tesseraRps)} req/s`,
         `${((100 * tesseraRps) / bareRps).toFixed(0)}% of bare (budget ≥ 50%: ${tesseraRps >= bareRps / 2 ? 'met' : 'MISSED'}); best of ${runs.tessera.map(fmtInt).join(', ')}`,
+      )
+      const bareCpu = Math.max(...cpu.bare)
+      const tesseraCpu = Math.max(...cpu.tessera)
+      report('bare node:http per server CPU-second', `${fmtInt(bareCpu)} req`, 'reference')
+      report(
+        'POST /v1/authorize per server CPU-second',
+        `${fmtInt(tesseraCpu)} req`,
+        `${((100 * tesseraCpu) / bareCpu).toFixed(0)}% of bare (the same ratio, robust to a loaded machine)`,
       )
       if (failed > 0) report('non-200 answers', String(failed))
       process.stdout.write(
