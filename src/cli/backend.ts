@@ -14,6 +14,7 @@ import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
 import { localObserveAdmin, remoteObserveAdmin, type ObserveAdmin } from './commands/access.js'
 import { localAuditAdmin, remoteAuditAdmin, type AuditAdmin } from './commands/audit.js'
+import { localAuthzAdmin, remoteAuthzAdmin, type AuthzAdmin } from './commands/authz.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -39,6 +40,8 @@ export interface Backend {
   readonly control?: ControlAdmin
   /** CA keys (emergency rotation) and the issuance history. */
   readonly ca?: CaAdmin
+  /** Cedar decisions and policies. */
+  readonly authz?: AuthzAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
   /** Temporal access queries and usage. */
@@ -144,6 +147,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       findings: remoteFindingsAdmin(client.http),
       offboarding: remoteOffboardingAdmin(client.http),
       audit: remoteAuditAdmin(client.http),
+      authz: remoteAuthzAdmin(client.http),
       close: async () => {},
     }
   }
@@ -193,6 +197,7 @@ export async function localBackend(
     observe: localObserveAdmin(store),
     findings: localFindingsAdmin(store, clock, user),
     offboarding: localOffboardingAdmin(store, clock, user),
+    authz: localAuthzAdmin(store, clock, `cli:${user}`),
     store,
     audit: localAuditAdmin(store),
     close: async () => {

@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { systemClock } from '../runtime/clock.js'
 import { registerAccessCommands } from './commands/access.js'
+import { registerAuthzCommands } from './commands/authz.js'
 import { registerAgentCommand } from './commands/agent.js'
 import { registerApiTokenCommands } from './commands/api-token.js'
 import { registerCaCommands } from './commands/ca.js'
@@ -75,6 +76,7 @@ ${exitCodesHelp}`,
   registerFindingsCommands(program, ctx)
   registerOffboardCommand(program, ctx)
   registerAuditCommands(program, ctx)
+  registerAuthzCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -49,6 +49,14 @@ import { createPosture, type Posture } from '../posture/index.js'
 import { registerFindingRoutes } from './routes/findings.js'
 import { registerOffboardingRoutes } from './routes/offboarding.js'
 import { registerAdminAuditHook, registerAuditRoutes } from './routes/audit.js'
+import {
+  createAuthzService,
+  defaultAuthzAudience,
+  trustBundles,
+  type AuthzService,
+} from '../policy/index.js'
+import { registerAuthorizeRoutes } from './routes/authorize.js'
+import { registerCedarPolicyRoutes } from './routes/cedar-policies.js'
 
 export interface AppDeps {
   store: Store
@@ -74,6 +82,8 @@ export interface AppDeps {
   offboarding?: Offboarding
   /** The audit log: admin API calls, revocations, entry changes, offboarding steps are recorded through it. */
   events?: EventSink
+  /** Cedar authorization (POST /v1/authorize, policy admin); built over the store when absent. */
+  authz?: AuthzService
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -156,6 +166,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'findings', description: 'Posture findings, rules and risk scores' },
         { name: 'offboarding', description: 'Offboarding plans for people, teams and services' },
         { name: 'audit', description: 'The hash-chained audit log' },
+        {
+          name: 'authorization',
+          description: 'Cedar decisions and policies (docs/authorization.md)',
+        },
       ],
       components: {
         securitySchemes: {
@@ -246,6 +260,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       executors: createInventoryExecutors({ store, inventory, revocations, clock }),
     })
   await app.register(async (scope) => registerOffboardingRoutes(scope, { offboarding }))
+
+  const authz =
+    deps.authz ??
+    createAuthzService({
+      store,
+      clock,
+      ...(deps.events ? { events: deps.events } : {}),
+      bundles: trustBundles({
+        ...(deps.ca ? { ca: deps.ca } : {}),
+        ...(deps.federation ? { federation: deps.federation } : {}),
+      }),
+      ...(deps.ca ? { jwtAudience: defaultAuthzAudience(deps.ca.trustDomain) } : {}),
+    })
+  await app.register(async (scope) => registerAuthorizeRoutes(scope, { authz, store, clock }))
+  await app.register(async (scope) => registerCedarPolicyRoutes(scope, { authz }))
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

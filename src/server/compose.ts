@@ -27,6 +27,7 @@ import { createAuditLog, type AuditLog } from '../audit/audit-log.js'
 import { createFindingStore } from '../posture/finding-store.js'
 import { withTokenExchangeEvents } from '../audit/audited.js'
 import type { NatsEventPublisher } from '../audit/nats.js'
+import { createAuthzService, defaultAuthzAudience, trustBundles } from '../policy/index.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -237,7 +238,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await detection.start()
     // Detection and decision usage read every durable audit batch.
     for (const observer of detection.observers) events.subscribe(observer)
+    // Decisions and policy changes go to the audit log (and so to detection and usage).
+    const authz = createAuthzService({
+      store,
+      clock,
+      events,
+      bundles: trustBundles({ ca: ca.ca, federation }),
+      jwtAudience: defaultAuthzAudience(trustDomain),
+      onEventError: (err, lost) => logger.error({ err, lost }, 'decision events not recorded'),
+    })
     app = await buildApp({
+      authz,
       store,
       inventory,
       tokenExchange,

@@ -143,7 +143,7 @@ export interface SettingTable {
   updated_at: DefaultTimestamp
 }
 
-export const tokenScopes = ['read', 'write', 'admin'] as const
+export const tokenScopes = ['read', 'write', 'admin', 'authz'] as const
 export type TokenScope = (typeof tokenScopes)[number]
 
 export interface ApiTokenTable {

@@ -48,7 +48,8 @@ const namePattern = /^[\w.@:-]{1,100}$/
 /** `last_used_at` is refreshed at most this often, so reads do not turn into a write each. */
 const lastUsedResolutionMs = 60_000
 
-const scopeRank: Record<TokenScope, number> = { read: 1, write: 2, admin: 3 }
+// authz (asking for decisions) is the narrowest: every other scope implies it.
+const scopeRank: Record<TokenScope, number> = { read: 1, write: 2, admin: 3, authz: 0 }
 
 /** admin implies write implies read. */
 export function scopeAllows(granted: readonly TokenScope[], needed: TokenScope): boolean {

@@ -1,0 +1,8 @@
+export * from './authorizer.js'
+export * from './cedar-schema.js'
+export * from './entities.js'
+export * from './policy-store.js'
+export * from './principal.js'
+export { formatProblem, type PolicyProblem } from './cedar.js'
+export * from './authz-service.js'
+export * from './test-cases.js'
