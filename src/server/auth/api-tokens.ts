@@ -48,10 +48,14 @@ const namePattern = /^[\w.@:-]{1,100}$/
 /** `last_used_at` is refreshed at most this often, so reads do not turn into a write each. */
 const lastUsedResolutionMs = 60_000
 
-const scopeRank: Record<TokenScope, number> = { read: 1, write: 2, admin: 3 }
+const scopeRank: Record<TokenScope, number> = { read: 1, write: 2, admin: 3, scim: 0 }
 
-/** admin implies write implies read. */
+/**
+ * admin implies write implies read. `scim` (an IdP pushing people and teams) stands apart: only a
+ * scim or admin token reaches the SCIM endpoint, and a scim token reaches nothing else.
+ */
 export function scopeAllows(granted: readonly TokenScope[], needed: TokenScope): boolean {
+  if (needed === 'scim') return granted.includes('scim') || granted.includes('admin')
   return granted.some((s) => scopeRank[s] >= scopeRank[needed])
 }
 
