@@ -36,6 +36,16 @@ export interface EntriesDeps {
    * was before a delete. Errors are ignored.
    */
   onChange?: (delta: EntryDelta, deleted?: RegistrationEntry) => void
+  /**
+   * Governance policy (src/policy/governance): checked before a create or an update is written;
+   * a violation is refused with TSR_POLICY_VIOLATION naming the rule and the fix.
+   */
+  governance?: {
+    checkEntry(
+      entry: { spiffeId: string; owner: string; x509SvidTtl?: number; jwtSvidTtl?: number },
+      ctx?: { actor?: string },
+    ): Promise<void>
+  }
 }
 
 type Row = Selectable<RegistrationEntryTable>
@@ -182,6 +192,7 @@ export function createEntries(deps: EntriesDeps): Entries {
           details: { field: 'expiresAt' },
         })
       }
+      await deps.governance?.checkEntry(entry, ctx?.actor !== undefined ? { actor: ctx.actor } : {})
       const row = await db.transaction().execute(async (trx) => {
         await writeLock.execute(trx)
         await assertUnique(trx, entry)
@@ -196,6 +207,19 @@ export function createEntries(deps: EntriesDeps): Entries {
       checkId(id)
       if (typeof patch !== 'object' || patch === null) {
         throw new TesseraError('TSR_VALIDATION', 'a change must be an object')
+      }
+      if (deps.governance) {
+        // Checked before the write transaction: the check reads the store itself.
+        const before = await db
+          .selectFrom('registration_entry')
+          .selectAll()
+          .where('id', '=', id)
+          .where('valid_to', 'is', null)
+          .where('deleted', '=', false)
+          .executeTakeFirst()
+        if (!before) throw notFound(id)
+        const next = validate(applyPatch(toEntry(before), patch))
+        await deps.governance.checkEntry(next, ctx?.actor !== undefined ? { actor: ctx.actor } : {})
       }
       const row = await db.transaction().execute(async (trx) => {
         await writeLock.execute(trx)
