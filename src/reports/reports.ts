@@ -231,8 +231,10 @@ export function createReports(deps: ReportsDeps): Reports {
         .where('edge_type', 'in', ['owns', 'created', 'delegated_to'])
         .execute()
       const credIds: string[] = []
-      for (const e of edges)
-        e.to_type === 'identity' ? candidateIds.add(e.to_id) : credIds.push(e.to_id)
+      for (const e of edges) {
+        if (e.to_type === 'identity') candidateIds.add(e.to_id)
+        else credIds.push(e.to_id)
+      }
       if (credIds.length) {
         const creds = await db
           .selectFrom('credential')
@@ -250,6 +252,36 @@ export function createReports(deps: ReportsDeps): Reports {
         .execute()
       for (const r of createdBy) candidateIds.add(r.id)
 
+      // Identities that inherit ownership from a candidate parent (runs_as, can_assume, delegated_to).
+      let frontier = [...candidateIds]
+      for (let depth = 0; depth < 4 && frontier.length > 0; depth++) {
+        const next: string[] = []
+        for (let i = 0; i < frontier.length; i += 2000) {
+          const part = frontier.slice(i, i + 2000)
+          const children = await db
+            .selectFrom('edge')
+            .select(['from_id', 'to_id', 'edge_type'])
+            .where('valid_to', 'is', null)
+            .where((eb) =>
+              eb.or([
+                eb.and([eb('edge_type', '=', 'runs_as'), eb('to_id', 'in', part)]),
+                eb.and([
+                  eb('edge_type', 'in', ['can_assume', 'delegated_to']),
+                  eb('from_id', 'in', part),
+                ]),
+              ]),
+            )
+            .execute()
+          for (const c of children) {
+            const child = c.edge_type === 'runs_as' ? c.from_id : c.to_id
+            if (!candidateIds.has(child)) {
+              candidateIds.add(child)
+              next.push(child)
+            }
+          }
+        }
+        frontier = next
+      }
       const identities = candidateIds.size
         ? await db
             .selectFrom('identity')

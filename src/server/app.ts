@@ -36,6 +36,17 @@ import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
+import { discardEvents, type EventSink } from '../audit/event-sink.js'
+import { directoryCodeowners } from '../inventory/owners/codeowners.js'
+import { createOwners } from '../inventory/owners/owners.js'
+import { createScimService } from '../inventory/owners/scim-service.js'
+import { createGovernance, type Governance } from '../policy/governance/governance.js'
+import type { FindingReporter } from '../posture/finding-types.js'
+import { createReports } from '../reports/reports.js'
+import { registerGovernanceRoutes } from './routes/governance.js'
+import { registerOwnerRoutes } from './routes/owners.js'
+import { registerReportRoutes } from './routes/reports.js'
+import { registerScimRoutes } from './routes/scim.js'
 
 export interface AppDeps {
   store: Store
@@ -55,6 +66,14 @@ export interface AppDeps {
   metricsRequireToken?: boolean
   /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
   control?: ControlPlaneDeps
+  /** The audit seam (policy.changed events); without one, events are dropped. */
+  events?: EventSink
+  /** Governance policy (docs/governance-policy.md); made over the store when absent. */
+  governance?: Governance
+  /** Where policy evaluation records its findings (the posture finding store). */
+  findings?: FindingReporter
+  /** Checkouts whose CODEOWNERS files ownership resolution reads (docs/ownership.md). */
+  codeownersDir?: string
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -133,6 +152,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
+        { name: 'owners', description: 'People, teams and ownership of identities' },
+        { name: 'scim', description: 'SCIM 2.0 provisioning of people and teams (scim scope)' },
+        { name: 'governance', description: 'Governance policy: versions, dry run, evaluation' },
+        { name: 'reports', description: "Owner's view and compliance summary (JSON, CSV, HTML)" },
       ],
       components: {
         securitySchemes: {
@@ -193,13 +216,39 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) =>
     registerFederationRoutes(scope, { federation: deps.federation }),
   )
+  const codeowners = deps.codeownersDir ? directoryCodeowners(deps.codeownersDir) : undefined
+  const governance =
+    deps.governance ??
+    createGovernance({
+      store,
+      events: deps.events ?? discardEvents,
+      clock,
+      ...(codeowners ? { codeowners } : {}),
+    })
   await registerControlPlaneRoutes(app, {
     store,
     clock,
     inventory,
     ...(deps.ca ? { ca: deps.ca } : {}),
+    governance,
     ...deps.control,
   })
+  const owners = createOwners({ store, inventory, clock, ...(codeowners ? { codeowners } : {}) })
+  await app.register(async (scope) => registerOwnerRoutes(scope, { owners }))
+  await app.register(async (scope) =>
+    registerScimRoutes(scope, { scim: createScimService({ store, owners }) }),
+  )
+  await app.register(async (scope) =>
+    registerGovernanceRoutes(scope, {
+      governance,
+      ...(deps.findings ? { findings: deps.findings } : {}),
+    }),
+  )
+  await app.register(async (scope) =>
+    registerReportRoutes(scope, {
+      reports: createReports({ store, clock, ...(codeowners ? { codeowners } : {}) }),
+    }),
+  )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

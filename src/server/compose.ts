@@ -22,6 +22,8 @@ import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { DiscoveryScheduler } from '../discovery/scheduler.js'
+import { discardEvents } from '../audit/event-sink.js'
+import { createGovernance } from '../policy/governance/governance.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -109,7 +111,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     })
     const revocations = createRevocationList({ store, clock })
     const trustDomain = ca.trustDomain
+    // Governance policy: checked where identities are born (entries, token exchange).
+    const governance = createGovernance({ store, events: discardEvents, clock })
     const tokenExchange = createTokenExchange({
+      governance,
       ca: ca.ca,
       verifiers: [
         createJwtSvidVerifier({
@@ -180,6 +185,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     app = await buildApp({
       store,
       inventory,
+      governance,
       tokenExchange,
       federation,
       ca: ca.ca,

@@ -77,7 +77,7 @@ export const graph: Observation[] = [
     ref: 'fp:co',
     identity: ids.codeowners,
     credentialType: 'api_key',
-    fingerprint: 'hmac-sha256:co',
+    fingerprint: 'hmac-sha256:' + 'c0'.repeat(32),
   },
   {
     type: 'location',
@@ -95,7 +95,7 @@ export const graph: Observation[] = [
     ref: 'fp:cm',
     identity: ids.commit,
     credentialType: 'api_key',
-    fingerprint: 'hmac-sha256:cm',
+    fingerprint: 'hmac-sha256:' + 'c1'.repeat(32),
   },
   {
     type: 'location',
