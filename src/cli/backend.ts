@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
+import { localGovernAdmin, remoteGovernAdmin, type GovernAdmin } from './govern-admin.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -33,6 +34,8 @@ export interface Backend {
   readonly ca?: CaAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
+  /** Owners, governance policy and reports. */
+  readonly govern?: GovernAdmin
   close(): Promise<void>
 }
 
@@ -124,6 +127,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       federation: client.federation,
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
+      govern: remoteGovernAdmin(client.http),
       close: async () => {},
     }
   }
@@ -154,10 +158,12 @@ export async function localBackend(
   ])
   const user = env.USER ?? env.LOGNAME ?? 'local'
   const revocations = createRevocationList({ store, clock })
+  const inventory = createInventory({ store, clock })
   return {
     kind: 'local',
     location: store.location,
-    inventory: createInventory({ store, clock }),
+    inventory,
+    govern: localGovernAdmin(store, clock, inventory, `cli:${user}`, env),
     tokens: localTokenAdmin(store, clock),
     revocations: {
       add: (input) => revocations.add({ ...input, createdBy: `cli:${user}` }),

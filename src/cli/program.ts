@@ -15,6 +15,9 @@ import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerSvidCommands } from './commands/svid.js'
+import { registerOwnerCommands } from './commands/owner.js'
+import { registerPolicyCommands } from './commands/policy.js'
+import { registerReportCommands } from './commands/report.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -63,6 +66,9 @@ ${exitCodesHelp}`,
   registerScanCommand(program, ctx)
   registerCaCommands(program, ctx)
   registerAccessCommands(program, ctx)
+  registerOwnerCommands(program, ctx)
+  registerPolicyCommands(program, ctx)
+  registerReportCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

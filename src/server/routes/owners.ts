@@ -151,12 +151,15 @@ export function registerOwnerRoutes(app: TesseraApp, deps: { owners: Owners }): 
           },
           { additionalProperties: false },
         ),
-        response: { 204: Type.Null(), ...problemResponses(400, 401, 403) },
+        response: {
+          200: Type.Object({ repository: Type.String() }),
+          ...problemResponses(400, 401, 403),
+        },
       },
     },
     async (req, reply) => {
       await deps.owners.setCodeowners(req.body.repository, req.body.content)
-      return reply.code(204).send(null)
+      return reply.send({ repository: req.body.repository })
     },
   )
 }
