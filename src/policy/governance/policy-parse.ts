@@ -169,7 +169,13 @@ export function parsePolicy(text: string, file = 'tessera.policy.yaml'): Governa
     )
   }
   const c = new Checker(doc, lines)
-  const raw: unknown = doc.toJS({ maxAliasCount: 50 })
+  let raw: unknown
+  try {
+    raw = doc.toJS({ maxAliasCount: 50 })
+  } catch (err) {
+    // An alias to no anchor, or an alias bomb: the document parses but has no value.
+    throw invalid(file, [{ line: 1, column: 1, path: '(syntax)', reason: (err as Error).message }])
+  }
   const policy: GovernancePolicy = { version: 1 }
   if (raw === null || raw === undefined) {
     c.fail([], 'the policy is empty; it needs at least "version: 1"')
