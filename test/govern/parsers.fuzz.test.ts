@@ -51,6 +51,7 @@ describe('owner parsers under fuzzing', () => {
       local: fc.stringMatching(/^[a-z][a-z0-9.]{0,10}$/),
       name: fc
         .string({ minLength: 1, maxLength: 20 })
+        // eslint-disable-next-line no-control-regex -- names with control characters are refused
         .filter((s) => s.trim() !== '' && !/[\u0000-\u001f\u007f]/.test(s)),
       status: fc.constantFrom('active', 'departed', 'suspended'),
     })
