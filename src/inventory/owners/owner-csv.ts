@@ -130,7 +130,7 @@ export function parseOwnerCsv(text: string): OwnerRecord[] {
     names.forEach((n, i) => {
       const v = fields[i]!.trim()
       // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-    if (/[\u0000-\u001f\u007f]/.test(v)) csvError(line, 'control characters in a field', n)
+      if (/[\u0000-\u001f\u007f]/.test(v)) csvError(line, 'control characters in a field', n)
       row[n] = v === '' ? undefined : v
     })
     const type = row.type
