@@ -41,7 +41,8 @@ export const errorCatalog = {
   TSR_SCANNER_RULES: { status: 400, title: 'invalid scanner rule set' },
   TSR_SCANNER_GIT: { status: 500, title: 'git history unreadable' },
   TSR_OFFBOARDING_STEP: { status: 500, title: 'offboarding step failed' },
-  TSR_POLICY_INVALID: { status: 422, title: 'invalid Cedar policy' },
+  TSR_POLICY_INVALID: { status: 422, title: 'invalid policy' },
+  TSR_POLICY_VIOLATION: { status: 403, title: 'governance policy violation' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

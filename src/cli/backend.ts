@@ -15,6 +15,7 @@ import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './cont
 import { localObserveAdmin, remoteObserveAdmin, type ObserveAdmin } from './commands/access.js'
 import { localAuditAdmin, remoteAuditAdmin, type AuditAdmin } from './commands/audit.js'
 import { localAuthzAdmin, remoteAuthzAdmin, type AuthzAdmin } from './commands/authz.js'
+import { localGovernAdmin, remoteGovernAdmin, type GovernAdmin } from './govern-admin.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -52,6 +53,8 @@ export interface Backend {
   readonly offboarding?: OffboardingAdmin
   /** The audit log: verify, query, export. */
   readonly audit?: AuditAdmin
+  /** Owners, governance policy and reports. */
+  readonly govern?: GovernAdmin
   close(): Promise<void>
 }
 
@@ -148,6 +151,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       offboarding: remoteOffboardingAdmin(client.http),
       audit: remoteAuditAdmin(client.http),
       authz: remoteAuthzAdmin(client.http),
+      govern: remoteGovernAdmin(client.http),
       close: async () => {},
     }
   }
@@ -182,10 +186,12 @@ export async function localBackend(
   // Acts done here on the store are audited like the server's (no partition upkeep: short-lived).
   const events = createAuditLog({ store, clock, partitionDaysAhead: 0 })
   const revocations = createRevocationList({ store, clock, events })
+  const inventory = createInventory({ store, clock })
   return {
     kind: 'local',
     location: store.location,
-    inventory: createInventory({ store, clock }),
+    inventory,
+    govern: localGovernAdmin(store, clock, inventory, `cli:${user}`, env),
     tokens: localTokenAdmin(store, clock),
     revocations: {
       add: (input) => revocations.add({ ...input, createdBy: `cli:${user}` }),

@@ -25,7 +25,11 @@ export function localControlAdmin(store: Store, clock: Clock): ControlAdmin {
   // Loaded on demand, like the token admin: `--help` needs none of it.
   const entries = async () => {
     const { createEntries } = await import('../entries/entries.js')
-    return createEntries({ store, clock })
+    const { createGovernance } = await import('../policy/governance/governance.js')
+    const { discardEvents } = await import('../audit/event-sink.js')
+    // The governance policy applies to entries made here as it does through the server.
+    const governance = createGovernance({ store, events: discardEvents, clock })
+    return createEntries({ store, clock, governance })
   }
   const actor = { actor: 'cli' }
   return {

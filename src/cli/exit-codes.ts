@@ -18,6 +18,8 @@ const byCode: Partial<Record<TesseraErrorCode, ExitCode>> = {
   TSR_NOT_FOUND: exitCodes.findings,
   TSR_AUTH_SCOPE: exitCodes.findings,
   TSR_OBSERVATION_INVALID: exitCodes.findings,
+  TSR_POLICY_VIOLATION: exitCodes.findings,
+  TSR_POLICY_INVALID: exitCodes.usage,
 }
 
 export function exitCodeFor(err: unknown): ExitCode {

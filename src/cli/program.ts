@@ -22,6 +22,9 @@ import { registerDetectCommands } from './commands/detect.js'
 import { registerFindingsCommands } from './commands/findings.js'
 import { registerOffboardCommand } from './commands/offboard.js'
 import { registerAuditCommands } from './commands/audit.js'
+import { registerOwnerCommands } from './commands/owner.js'
+import { registerPolicyCommands } from './commands/policy.js'
+import { registerReportCommands } from './commands/report.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -77,6 +80,9 @@ ${exitCodesHelp}`,
   registerOffboardCommand(program, ctx)
   registerAuditCommands(program, ctx)
   registerAuthzCommands(program, ctx)
+  registerOwnerCommands(program, ctx)
+  registerPolicyCommands(program, ctx)
+  registerReportCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -39,6 +39,16 @@ export interface EntriesDeps {
   onChange?: (delta: EntryDelta, deleted?: RegistrationEntry) => void
   /** Where `entry.created` / `entry.updated` / `entry.deleted` are recorded (durable on return). */
   events?: EventSink
+  /**
+   * Governance policy (src/policy/governance): checked before a create or an update is written;
+   * a violation is refused with TSR_POLICY_VIOLATION naming the rule and the fix.
+   */
+  governance?: {
+    checkEntry(
+      entry: { spiffeId: string; owner: string; x509SvidTtl?: number; jwtSvidTtl?: number },
+      ctx?: { actor?: string },
+    ): Promise<void>
+  }
 }
 
 type Row = Selectable<RegistrationEntryTable>
@@ -208,6 +218,7 @@ export function createEntries(deps: EntriesDeps): Entries {
           details: { field: 'expiresAt' },
         })
       }
+      await deps.governance?.checkEntry(entry, ctx?.actor !== undefined ? { actor: ctx.actor } : {})
       const row = await db.transaction().execute(async (trx) => {
         await writeLock.execute(trx)
         await assertUnique(trx, entry)
@@ -223,6 +234,19 @@ export function createEntries(deps: EntriesDeps): Entries {
       checkId(id)
       if (typeof patch !== 'object' || patch === null) {
         throw new TesseraError('TSR_VALIDATION', 'a change must be an object')
+      }
+      if (deps.governance) {
+        // Checked before the write transaction: the check reads the store itself.
+        const before = await db
+          .selectFrom('registration_entry')
+          .selectAll()
+          .where('id', '=', id)
+          .where('valid_to', 'is', null)
+          .where('deleted', '=', false)
+          .executeTakeFirst()
+        if (!before) throw notFound(id)
+        const next = validate(applyPatch(toEntry(before), patch))
+        await deps.governance.checkEntry(next, ctx?.actor !== undefined ? { actor: ctx.actor } : {})
       }
       const row = await db.transaction().execute(async (trx) => {
         await writeLock.execute(trx)

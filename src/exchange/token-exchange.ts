@@ -93,6 +93,18 @@ export interface TokenExchangeDeps {
   isRevoked?: (q: { spiffeId: string; jti?: string }) => Promise<boolean>
   policy?: TokenExchangePolicy
   clock?: Clock
+  /**
+   * Governance policy (src/policy/governance): checked before a token is minted; a violation is
+   * refused with TSR_POLICY_VIOLATION naming the rule and the fix.
+   */
+  governance?: {
+    checkExchange(request: {
+      spiffeId: string
+      via: string
+      ttlSeconds: number
+      actor?: string
+    }): Promise<void>
+  }
 }
 
 export interface TokenExchangeResult {
@@ -274,6 +286,12 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         )
       }
 
+      await deps.governance?.checkExchange({
+        spiffeId: subject.spiffeId,
+        via: subject.via,
+        ttlSeconds: ttl,
+        ...(actor ? { actor: actor.spiffeId } : {}),
+      })
       const act = actClaim(chain)
       const claims: Record<string, unknown> = {}
       if (act) claims.act = act

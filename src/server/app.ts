@@ -39,7 +39,6 @@ import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agen
 import { createAccessQueries } from '../audit/access-queries.js'
 import { registerAccessRoutes } from './routes/access.js'
 import { registerUsageRoutes } from './routes/usage.js'
-import { discardEvents, type EventSink } from '../audit/event-sink.js'
 import {
   createInventoryExecutors,
   createOffboarding,
@@ -57,6 +56,17 @@ import {
 } from '../policy/index.js'
 import { registerAuthorizeRoutes } from './routes/authorize.js'
 import { registerCedarPolicyRoutes } from './routes/cedar-policies.js'
+import { discardEvents, type EventSink } from '../audit/event-sink.js'
+import { directoryCodeowners } from '../inventory/owners/codeowners.js'
+import { createOwners } from '../inventory/owners/owners.js'
+import { createScimService } from '../inventory/owners/scim-service.js'
+import { createGovernance, type Governance } from '../policy/governance/governance.js'
+import type { FindingReporter } from '../posture/finding-types.js'
+import { createReports } from '../reports/reports.js'
+import { registerGovernanceRoutes } from './routes/governance.js'
+import { registerOwnerRoutes } from './routes/owners.js'
+import { registerReportRoutes } from './routes/reports.js'
+import { registerScimRoutes } from './routes/scim.js'
 
 export interface AppDeps {
   store: Store
@@ -84,6 +94,12 @@ export interface AppDeps {
   events?: EventSink
   /** Cedar authorization (POST /v1/authorize, policy admin); built over the store when absent. */
   authz?: AuthzService
+  /** Governance policy (docs/governance-policy.md); made over the store when absent. */
+  governance?: Governance
+  /** Where policy evaluation records its findings (the posture finding store). */
+  findings?: FindingReporter
+  /** Checkouts whose CODEOWNERS files ownership resolution reads (docs/ownership.md). */
+  codeownersDir?: string
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -170,6 +186,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           name: 'authorization',
           description: 'Cedar decisions and policies (docs/authorization.md)',
         },
+        { name: 'owners', description: 'People, teams and ownership of identities' },
+        { name: 'scim', description: 'SCIM 2.0 provisioning of people and teams (scim scope)' },
+        { name: 'governance', description: 'Governance policy: versions, dry run, evaluation' },
+        { name: 'reports', description: "Owner's view and compliance summary (JSON, CSV, HTML)" },
       ],
       components: {
         securitySchemes: {
@@ -235,11 +255,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) =>
     registerFederationRoutes(scope, { federation: deps.federation }),
   )
+  const codeowners = deps.codeownersDir ? directoryCodeowners(deps.codeownersDir) : undefined
+  const governance =
+    deps.governance ??
+    createGovernance({
+      store,
+      events: deps.events ?? discardEvents,
+      clock,
+      ...(codeowners ? { codeowners } : {}),
+    })
   await registerControlPlaneRoutes(app, {
     store,
     clock,
     inventory,
     ...(deps.ca ? { ca: deps.ca } : {}),
+    governance,
     ...deps.control,
     ...(deps.events ? { events: deps.events } : {}),
   })
@@ -249,7 +279,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerAccessRoutes(scope, { access: createAccessQueries({ store }) }),
   )
   await app.register(async (scope) => registerUsageRoutes(scope, { store }))
-  const posture = deps.posture ?? createPosture({ store, clock })
+  // Thresholds, TTL limits, crown jewels and forbidden grants come from the active governance policy.
+  const posture =
+    deps.posture ?? createPosture({ store, clock, config: () => governance.postureConfig() })
   await app.register(async (scope) => registerFindingRoutes(scope, { posture }))
   const offboarding =
     deps.offboarding ??
@@ -275,6 +307,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     })
   await app.register(async (scope) => registerAuthorizeRoutes(scope, { authz, store, clock }))
   await app.register(async (scope) => registerCedarPolicyRoutes(scope, { authz }))
+  const owners = createOwners({ store, inventory, clock, ...(codeowners ? { codeowners } : {}) })
+  await app.register(async (scope) => registerOwnerRoutes(scope, { owners }))
+  await app.register(async (scope) =>
+    registerScimRoutes(scope, { scim: createScimService({ store, owners }) }),
+  )
+  await app.register(async (scope) =>
+    registerGovernanceRoutes(scope, {
+      governance,
+      ...(deps.findings ? { findings: deps.findings } : {}),
+    }),
+  )
+  await app.register(async (scope) =>
+    registerReportRoutes(scope, {
+      reports: createReports({ store, clock, ...(codeowners ? { codeowners } : {}) }),
+    }),
+  )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -28,6 +28,7 @@ import { createFindingStore } from '../posture/finding-store.js'
 import { withTokenExchangeEvents } from '../audit/audited.js'
 import type { NatsEventPublisher } from '../audit/nats.js'
 import { createAuthzService, defaultAuthzAudience, trustBundles } from '../policy/index.js'
+import { createGovernance } from '../policy/governance/governance.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -156,7 +157,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     })
     const revocations = createRevocationList({ store, clock })
     const trustDomain = ca.trustDomain
+    // Governance policy: checked where identities are born (entries, token exchange).
+    const governance = createGovernance({ store, events, clock })
     const plainTokenExchange = createTokenExchange({
+      governance,
       ca: ca.ca,
       verifiers: [
         createJwtSvidVerifier({
@@ -251,6 +255,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       authz,
       store,
       inventory,
+      governance,
       tokenExchange,
       federation,
       ca: ca.ca,
@@ -260,6 +265,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       metricsRequireToken: options.metricsRequireToken,
       control: { federatedBundles: () => federation.bundles(), ...options.control },
       events,
+      findings: createFindingStore({ store, clock }),
     })
     const host = options.host ?? '127.0.0.1'
     const port = options.port ?? defaultPort

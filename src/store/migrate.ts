@@ -5,6 +5,7 @@ import * as federation from './migrations/0006-federation.js'
 import * as observe from './migrations/0009-observe.js'
 import * as posture from './migrations/0011-posture.js'
 import * as audit from './migrations/0007-audit.js'
+import * as govern from './migrations/0010-govern.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '0009-observe': { up: (db) => observe.migrate(db) },
   '0011-posture': { up: (db) => posture.migrate(db) },
   '0007-audit': { up: (db) => audit.migrate(db) },
+  '0010-govern': { up: (db) => govern.migrate(db) },
 }
 
 /** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
@@ -22,6 +24,7 @@ const migrationSql: Record<string, string> = {
   '0009-observe': observe.up,
   '0011-posture': posture.up,
   '0007-audit': audit.up,
+  '0010-govern': govern.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

@@ -143,7 +143,7 @@ export interface SettingTable {
   updated_at: DefaultTimestamp
 }
 
-export const tokenScopes = ['read', 'write', 'admin', 'authz'] as const
+export const tokenScopes = ['read', 'write', 'admin', 'authz', 'scim'] as const
 export type TokenScope = (typeof tokenScopes)[number]
 
 export interface ApiTokenTable {
@@ -386,6 +386,25 @@ export interface OffboardingStepTable {
   finished_at: OptionalTimestamp
 }
 
+/** Explicit ownership (migration 0010): one open version per identity. */
+export interface OwnerAssignmentTable {
+  version_id: Generated<number>
+  identity_id: string
+  identity_ref: string
+  owner_ref: string
+  reason: string | null
+  assigned_by: string | null
+  valid_from: Timestamp
+  valid_to: OptionalTimestamp
+}
+
+/** A repository's CODEOWNERS content, stored for ownership resolution (migration 0010). */
+export interface CodeownersFileTable {
+  repository: string
+  content: string
+  updated_at: Timestamp
+}
+
 export interface Database {
   setting: SettingTable
   api_token: ApiTokenTable
@@ -414,6 +433,8 @@ export interface Database {
   offboarding_plan: OffboardingPlanTable
   offboarding_step: OffboardingStepTable
   event_chain_head: EventChainHeadTable
+  owner_assignment: OwnerAssignmentTable
+  codeowners_file: CodeownersFileTable
 }
 
 /** The versioned fact tables, the ones observations write to. */

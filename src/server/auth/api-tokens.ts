@@ -49,10 +49,15 @@ const namePattern = /^[\w.@:-]{1,100}$/
 const lastUsedResolutionMs = 60_000
 
 // authz (asking for decisions) is the narrowest: every other scope implies it.
-const scopeRank: Record<TokenScope, number> = { read: 1, write: 2, admin: 3, authz: 0 }
+// scim stands below everything: it satisfies no other scope, not even authz.
+const scopeRank: Record<TokenScope, number> = { read: 1, write: 2, admin: 3, authz: 0, scim: -1 }
 
-/** admin implies write implies read. */
+/**
+ * admin implies write implies read. `scim` (an IdP pushing people and teams) stands apart: only a
+ * scim or admin token reaches the SCIM endpoint, and a scim token reaches nothing else.
+ */
 export function scopeAllows(granted: readonly TokenScope[], needed: TokenScope): boolean {
+  if (needed === 'scim') return granted.includes('scim') || granted.includes('admin')
   return granted.some((s) => scopeRank[s] >= scopeRank[needed])
 }
 

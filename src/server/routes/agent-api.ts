@@ -12,8 +12,8 @@ import {
   createNodeAttestors,
   type NodeAttestorsConfig,
 } from '../../attestation/node-attestor-registry.js'
-import { createEntries } from '../../entries/entries.js'
 import type { EventSink } from '../../audit/event-sink.js'
+import { createEntries, type EntriesDeps } from '../../entries/entries.js'
 import { createEntryIndex, type EntryIndex } from '../../entries/entry-index.js'
 import type { Entries } from '../../entries/entry-types.js'
 import { agentObservations, entryObservation } from '../../attestation/control-observations.js'
@@ -33,6 +33,8 @@ import { registerJoinTokenRoutes } from './join-tokens.js'
 export interface ControlPlaneDeps {
   /** Replaces the store-backed entries (tests). */
   entries?: Entries
+  /** Governance policy checked when an entry is created or changed (docs/governance-policy.md). */
+  governance?: EntriesDeps['governance']
   /** Where entry changes, attestations and bans are recorded as observations. */
   inventory?: Pick<Inventory, 'ingest'>
   /** Without a CA the agent API answers 503 TSR_CONTROL_UNAVAILABLE; the admin API works. */
@@ -122,6 +124,7 @@ export async function registerControlPlaneRoutes(
       clock,
       ...(deps.ca ? { trustDomain: deps.ca.trustDomain } : {}),
       ...(deps.events ? { events: deps.events } : {}),
+      ...(deps.governance ? { governance: deps.governance } : {}),
       // Changes made here reach this replica's agents at once; others' within a poll.
       onChange: (delta, deleted) => {
         void index?.refresh().catch(() => {})
