@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../runtime/clock.js'
 import type { Store } from '../store/index.js'
 import { exportObservations } from './export.js'
 import { neighbourhood } from './graph.js'
-import { ingestObservations } from './ingest.js'
+import { ingestObservations, type IngestProfile } from './ingest.js'
 import type { Inventory } from './inventory-types.js'
 import { getIdentity, listIdentities, stats } from './queries.js'
 import { finishRun, startRun } from './runs.js'
@@ -13,6 +13,8 @@ export interface InventoryDeps {
   clock?: Clock
   /** Makes discovery run ids; random UUIDs unless a test wants fixed ones. */
   newId?: () => string
+  /** Collects ingest time per phase (the benchmark's breakdown). */
+  ingestProfile?: IngestProfile
 }
 
 /**
@@ -23,10 +25,12 @@ export function createInventory({
   store,
   clock = systemClock,
   newId = randomUUID,
+  ingestProfile,
 }: InventoryDeps): Inventory {
   const deps = { store, clock, newId }
+  const ingestDeps = ingestProfile ? { ...deps, profile: ingestProfile } : deps
   return {
-    ingest: (observations, options) => ingestObservations(deps, observations, options),
+    ingest: (observations, options) => ingestObservations(ingestDeps, observations, options),
     startRun: (source, scope) => startRun(deps, source, scope),
     finishRun: (runId, outcome) => finishRun(deps, runId, outcome),
     listIdentities: (filter) => listIdentities(store.db, filter),

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely'
 import { TesseraError } from '../errors.js'
 import type { Clock } from '../runtime/clock.js'
 import { factTables, type Database, type Store } from '../store/index.js'
-import { lockInventory } from './ingest.js'
+import { lockInventory, refreshNextExpiry } from './ingest.js'
 import type { RunSummary } from './inventory-types.js'
 import { iso } from './views.js'
 
@@ -98,6 +98,20 @@ async function closeUnseen(
   let closed = 0
   const at = finished.toISOString()
   for (const table of factTables) {
+    if (table === 'credential') {
+      // A closed credential no longer counts towards its identity's next expiry.
+      const r = await sql<{ identity_id: string | null }>`
+        update credential set valid_to = greatest(valid_from, ${at}::timestamptz)
+        where source = ${source} and valid_to is null and run_id is distinct from ${runId}
+        returning identity_id
+      `.execute(db)
+      closed += r.rows.length
+      await refreshNextExpiry(
+        db,
+        r.rows.flatMap((row) => (row.identity_id === null ? [] : [row.identity_id])),
+      )
+      continue
+    }
     const r = await sql`
       update ${sql.table(table)} set valid_to = greatest(valid_from, ${at}::timestamptz)
       where source = ${source} and valid_to is null and run_id is distinct from ${runId}

@@ -6,6 +6,7 @@ import * as observe from './migrations/0009-observe.js'
 import * as posture from './migrations/0011-posture.js'
 import * as audit from './migrations/0007-audit.js'
 import * as govern from './migrations/0010-govern.js'
+import * as inventoryPerf from './migrations/0014-inventory-perf.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   '0011-posture': { up: (db) => posture.migrate(db) },
   '0007-audit': { up: (db) => audit.migrate(db) },
   '0010-govern': { up: (db) => govern.migrate(db) },
+  '0014-inventory-perf': { up: (db) => inventoryPerf.migrate(db) },
 }
 
 /** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
@@ -25,6 +27,7 @@ const migrationSql: Record<string, string> = {
   '0011-posture': posture.up,
   '0007-audit': audit.up,
   '0010-govern': govern.up,
+  '0014-inventory-perf': inventoryPerf.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

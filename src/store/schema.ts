@@ -64,6 +64,8 @@ export interface IdentityTable extends FactColumns {
   state: string
   created_at: OptionalTimestamp
   last_used_at: OptionalTimestamp
+  /** Earliest expiry among the current credentials (migration 0014); kept on the open version. */
+  next_expires_at: OptionalTimestamp
 }
 
 export interface CredentialTable extends FactColumns {
