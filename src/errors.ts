@@ -40,6 +40,9 @@ export const errorCatalog = {
   TSR_DISCOVERY_SOURCE: { status: 502, title: 'discovery source unreachable' },
   TSR_SCANNER_RULES: { status: 400, title: 'invalid scanner rule set' },
   TSR_SCANNER_GIT: { status: 500, title: 'git history unreadable' },
+  TSR_SECRET_DENIED: { status: 403, title: 'not a consumer of this secret' },
+  TSR_ROTATION_FAILED: { status: 502, title: 'secret rotation failed' },
+  TSR_ROTATION_LIMIT: { status: 409, title: 'rotation blocked by a key limit' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog
