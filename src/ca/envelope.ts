@@ -42,7 +42,7 @@ export interface EnvelopeSealer {
   readonly kekId: string
   seal(context: string, plain: Buffer): Buffer
   /** Throws TSR_CONFIG when the blob was sealed under another KEK or was tampered with. */
-  open(context: string, sealed: Buffer): Buffer
+  open(context: string, sealed: Uint8Array): Buffer
 }
 
 export function createEnvelopeSealer(
@@ -69,8 +69,10 @@ export function createEnvelopeSealer(
         dataKey.fill(0)
       }
     },
-    open(context, sealed) {
+    open(context, bytes) {
       let dataKey: Buffer | undefined
+      // PGlite hands bytea back as a plain Uint8Array.
+      const sealed = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       try {
         const len = sealed.readUInt16BE(0)
         dataKey = aesGcmOpen(key, `tessera-envelope-dek:${context}`, sealed.subarray(2, 2 + len))

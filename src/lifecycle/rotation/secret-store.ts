@@ -18,13 +18,13 @@ export function createSecretVault(sealer: EnvelopeSealer) {
     sealValue(name: string, version: CredentialVersion): Buffer {
       return sealer.seal(ctx(name, 'value'), Buffer.from(version.value, 'utf8'))
     },
-    openValue(name: string, sealed: Buffer, meta: Record<string, unknown>): CredentialVersion {
+    openValue(name: string, sealed: Uint8Array, meta: Record<string, unknown>): CredentialVersion {
       return { value: sealer.open(ctx(name, 'value'), sealed).toString('utf8'), meta }
     },
     sealConfig(name: string, config: Record<string, unknown>): Buffer {
       return sealer.seal(ctx(name, 'config'), Buffer.from(JSON.stringify(config), 'utf8'))
     },
-    openConfig(name: string, sealed: Buffer): Record<string, unknown> {
+    openConfig(name: string, sealed: Uint8Array): Record<string, unknown> {
       return JSON.parse(sealer.open(ctx(name, 'config'), sealed).toString('utf8')) as Record<
         string,
         unknown

@@ -127,7 +127,10 @@ export function createAwsIamRotator(config: AwsIamRotatorConfig, deps: RotatorDe
           `rotator(aws-iam): ${step}: ${(err as { name?: string }).name ?? 'Error'}: ${(err as Error).message}`,
           { cause: err },
         )
-  const isNoSuchEntity = (err: unknown) => (err as { name?: string }).name === 'NoSuchEntity'
+  // The SDK names modelled errors `<Code>Exception`; other endpoints may answer the bare code.
+  const isCode = (err: unknown, code: string) =>
+    [code, `${code}Exception`].includes((err as { name?: string }).name ?? '')
+  const isNoSuchEntity = (err: unknown) => isCode(err, 'NoSuchEntity')
 
   async function deleteKey(AccessKeyId: string): Promise<void> {
     await iam.send(new DeleteAccessKeyCommand({ UserName, AccessKeyId })).catch((err: unknown) => {
@@ -173,7 +176,7 @@ export function createAwsIamRotator(config: AwsIamRotatorConfig, deps: RotatorDe
           meta: { accessKeyId: key.AccessKeyId },
         }
       } catch (err) {
-        if ((err as { name?: string }).name === 'LimitExceeded') {
+        if (isCode(err, 'LimitExceeded')) {
           throw new TesseraError(
             'TSR_ROTATION_LIMIT',
             `rotator(aws-iam): ${UserName} already has 2 access keys (LimitExceeded)`,
