@@ -79,7 +79,12 @@ export async function redisFixture() {
     initial,
     /** Whether `password` authenticates as the user now (a fresh connection). */
     async works(password: string): Promise<boolean> {
-      const c = createClient({ url: redisAdminUrl, username, password })
+      const c = createClient({
+        url: redisAdminUrl,
+        username,
+        password,
+        socket: { reconnectStrategy: false },
+      })
       c.on('error', () => {})
       try {
         await c.connect()
@@ -93,9 +98,14 @@ export async function redisFixture() {
     },
     /** How many passwords the ACL user holds. */
     async passwordCount(): Promise<number> {
-      const info = (await admin.sendCommand(['ACL', 'GETUSER', username])) as unknown[]
-      const i = info.findIndex((v) => String(v) === 'passwords')
-      return (info[i + 1] as unknown[]).length
+      const info: unknown = await admin.sendCommand(['ACL', 'GETUSER', username])
+      // RESP2 answers a flat list, RESP3 a map.
+      if (Array.isArray(info)) {
+        const i = info.findIndex((v) => String(v) === 'passwords')
+        return (info[i + 1] as unknown[]).length
+      }
+      if (info instanceof Map) return (info.get('passwords') as unknown[]).length
+      return ((info as Record<string, unknown[]>).passwords ?? []).length
     },
     async cleanup() {
       await admin.sendCommand(['ACL', 'DELUSER', username])

@@ -96,6 +96,8 @@ export function createRedisRotator(config: RedisRotatorConfig, deps: RotatorDeps
         username: config.username,
         password: next.value,
         disableOfflineQueue: true,
+        // A refused password must fail the verification, not be retried forever.
+        socket: { connectTimeout: 5000, reconnectStrategy: false },
       })
       c.on('error', () => {})
       try {
