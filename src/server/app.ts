@@ -36,6 +36,8 @@ import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
+import { registerSecretRoutes } from './routes/secrets.js'
+import type { SecretsService } from '../lifecycle/rotation/secrets-service.js'
 
 export interface AppDeps {
   store: Store
@@ -55,6 +57,8 @@ export interface AppDeps {
   metricsRequireToken?: boolean
   /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
   control?: ControlPlaneDeps
+  /** Managed secrets and rotation (docs/rotation.md); without it those routes answer 503. */
+  secrets?: SecretsService
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -133,6 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
+        { name: 'secrets', description: 'Managed secrets and their rotation (admin)' },
       ],
       components: {
         securitySchemes: {
@@ -193,11 +198,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) =>
     registerFederationRoutes(scope, { federation: deps.federation }),
   )
+  await app.register(async (scope) =>
+    registerSecretRoutes(scope, deps.secrets ? { secrets: deps.secrets } : {}),
+  )
   await registerControlPlaneRoutes(app, {
     store,
     clock,
     inventory,
     ...(deps.ca ? { ca: deps.ca } : {}),
+    ...(deps.secrets ? { secrets: deps.secrets } : {}),
     ...deps.control,
   })
 

@@ -22,6 +22,12 @@ import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { DiscoveryScheduler } from '../discovery/scheduler.js'
+import type { EventSink } from '../audit/event-sink.js'
+import type { FindingReporter } from '../posture/finding-types.js'
+import {
+  createSecretsService,
+  startRotationScheduler,
+} from '../lifecycle/rotation/secrets-service.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -53,6 +59,12 @@ export interface ServerOptions {
   control?: AppDeps['control']
   /** Discovery sources file (docs/connectors.md): sources with an `interval` run on a schedule. */
   sourcesFile?: string
+  /** Managed-secret rotation (docs/rotation.md): scheduler tick (default 10 s). */
+  rotation?: { tickMs?: number }
+  /** Where audit events go (rotation steps); default: the server log. */
+  events?: EventSink
+  /** Where findings go (failed rotations); default: the server log. */
+  findings?: FindingReporter
 }
 
 export interface RunningServer {
@@ -89,6 +101,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let bundleEndpoint: BundleEndpoint | undefined
   let federationTimer: NodeJS.Timeout | undefined
   let discovery: DiscoveryScheduler | undefined
+  let rotation: ReturnType<typeof startRotationScheduler> | undefined
   try {
     const logger = pino(
       {
@@ -177,7 +190,27 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     discovery = options.sourcesFile
       ? await loadDiscovery(options.sourcesFile, inventory, clock, logger)
       : undefined
+    // Managed secrets are sealed under the CA's KEK and rotated by a scheduler in this process.
+    const secrets = createSecretsService({
+      store,
+      sealer: ca.sealer,
+      clock,
+      inventory,
+      events: options.events ?? {
+        append: async (e) => logger.info({ event: e }, 'audit event'),
+        appendMany: async (es) => {
+          for (const e of es) logger.info({ event: e }, 'audit event')
+        },
+      },
+      findings: options.findings ?? {
+        report: async (rule, findings) => {
+          for (const f of findings) logger.warn({ finding: f }, `finding ${rule}`)
+          return { opened: findings.length, updated: 0, resolved: 0 }
+        },
+      },
+    })
     app = await buildApp({
+      secrets,
       store,
       inventory,
       tokenExchange,
@@ -220,6 +253,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const admin = await ensureAdminToken(store, clock)
     if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
     discovery?.start()
+    rotation = startRotationScheduler(secrets, {
+      intervalMs: options.rotation?.tickMs ?? 10_000,
+      onError: (err) => logger.error({ err }, 'rotation scheduler tick failed'),
+    })
+    const rotating = rotation
     const scheduled = discovery
     const listening = app
     const runningCa = ca
@@ -236,6 +274,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       close: () =>
         (closing ??= (async () => {
           runningCa.stop()
+          rotating.stop()
           clearInterval(timer)
           await endpoint?.close()
           try {
@@ -248,6 +287,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
   } catch (err) {
     ca?.stop()
+    rotation?.stop()
     clearInterval(federationTimer)
     await bundleEndpoint?.close()
     await discovery?.stop()

@@ -20,6 +20,7 @@ interface AgentOptions {
   kubeletUrl?: string
   kubeletTokenFile?: string
   insecureBootstrap?: boolean
+  secretPollMs?: number
 }
 
 /**
@@ -54,6 +55,17 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
       'k8s attestor: the kubelet pods URL (https://127.0.0.1:10250/pods)',
     )
     .option('--kubelet-token-file <file>', 'k8s attestor: a bearer token for the kubelet')
+    .option(
+      '--secret-poll-ms <ms>',
+      'how often a workload streaming a managed secret is re-checked for a rotation (default 5000)',
+      (v: string) => {
+        const n = Number(v)
+        if (!Number.isInteger(n) || n < 100) {
+          throw new TesseraError('TSR_VALIDATION', '--secret-poll-ms must be an integer ≥ 100')
+        }
+        return n
+      },
+    )
     .option(
       '--insecure-bootstrap',
       'allow a plain-http server that is not on this host (the join token travels unencrypted)',
@@ -153,6 +165,10 @@ stdout: one banner line (with --json {"spiffeId","socket"}); stderr: JSON log li
           attestors: opts.attestor ?? ['unix'],
           clock: ctx.io.clock,
           log,
+          secrets: {
+            fetch: (name: string, spiffeId: string) => client.secret(name, spiffeId),
+            ...(opts.secretPollMs === undefined ? {} : { pollMs: opts.secretPollMs }),
+          },
           ...(opts.kubeletUrl
             ? {
                 kubelet: {
