@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
+import { localSecretAdmin, remoteSecretAdmin, type SecretAdmin } from './secret-admin.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -33,6 +34,8 @@ export interface Backend {
   readonly ca?: CaAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
+  /** Managed secrets and their rotation (docs/rotation.md). */
+  readonly secrets?: SecretAdmin
   close(): Promise<void>
 }
 
@@ -124,6 +127,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       federation: client.federation,
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
+      secrets: remoteSecretAdmin(client.http),
       close: async () => {},
     }
   }
@@ -166,6 +170,7 @@ export async function localBackend(
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     control: localControlAdmin(store, clock),
     ca: localCaAdmin(store, clock, env),
+    secrets: localSecretAdmin(store, clock, env, user),
     store,
     close: () => store.close(),
   }

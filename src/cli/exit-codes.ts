@@ -18,6 +18,7 @@ const byCode: Partial<Record<TesseraErrorCode, ExitCode>> = {
   TSR_NOT_FOUND: exitCodes.findings,
   TSR_AUTH_SCOPE: exitCodes.findings,
   TSR_OBSERVATION_INVALID: exitCodes.findings,
+  TSR_SECRET_DENIED: exitCodes.findings,
 }
 
 export function exitCodeFor(err: unknown): ExitCode {

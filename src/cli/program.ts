@@ -11,6 +11,7 @@ import { registerDiscoverCommands } from './commands/discover.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerRevokeCommand } from './commands/revoke.js'
+import { registerSecretCommands } from './commands/secret.js'
 import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
@@ -63,6 +64,7 @@ ${exitCodesHelp}`,
   registerScanCommand(program, ctx)
   registerCaCommands(program, ctx)
   registerAccessCommands(program, ctx)
+  registerSecretCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()
