@@ -26,6 +26,11 @@ const benchmarks: Record<
       'generate a 200 MB corpus (files and git history), scan it, compare with secretlint, score the labelled corpus',
     load: () => import('./scan.js'),
   },
+  rotation: {
+    summary:
+      'managed secret rotations per second (Redis ACL, PostgreSQL role) end to end, beside the raw system calls',
+    load: () => import('./rotation.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -198,9 +198,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) =>
     registerFederationRoutes(scope, { federation: deps.federation }),
   )
-  await app.register(async (scope) =>
-    registerSecretRoutes(scope, deps.secrets ? { secrets: deps.secrets } : {}),
-  )
   await registerControlPlaneRoutes(app, {
     store,
     clock,
@@ -209,6 +206,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.secrets ? { secrets: deps.secrets } : {}),
     ...deps.control,
   })
+  await app.register(async (scope) =>
+    registerSecretRoutes(scope, deps.secrets ? { secrets: deps.secrets } : {}),
+  )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
