@@ -46,6 +46,11 @@ const benchmarks: Record<
       'sustained audit events/s into PostgreSQL with the hash chain, alone and with a scoring EventObserver',
     load: () => import('./events.js'),
   },
+  rotation: {
+    summary:
+      'managed secret rotations per second (Redis ACL, PostgreSQL role) end to end, beside the raw system calls',
+    load: () => import('./rotation.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

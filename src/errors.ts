@@ -43,6 +43,9 @@ export const errorCatalog = {
   TSR_OFFBOARDING_STEP: { status: 500, title: 'offboarding step failed' },
   TSR_POLICY_INVALID: { status: 422, title: 'invalid policy' },
   TSR_POLICY_VIOLATION: { status: 403, title: 'governance policy violation' },
+  TSR_SECRET_DENIED: { status: 403, title: 'not a consumer of this secret' },
+  TSR_ROTATION_FAILED: { status: 502, title: 'secret rotation failed' },
+  TSR_ROTATION_LIMIT: { status: 409, title: 'rotation blocked by a key limit' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -1,6 +1,12 @@
 import { systemClock, type Clock } from '../runtime/clock.js'
 import type { PeerCredentials } from '../workload-api/backend.js'
 import { startWorkloadApiServer, type WorkloadApiServer } from '../workload-api/server.js'
+import {
+  createSecretsHandlers,
+  entitledSpiffeIds,
+  secretsServiceDefinition,
+  type DeliveredSecret,
+} from '../workload-api/secrets-service.js'
 import { createAgentCore, type AgentCore } from './agent-core.js'
 import type { AgentControlPort } from './agent-ports.js'
 import type { WorkloadAttestor } from './attestor.js'
@@ -26,6 +32,11 @@ export interface AgentConfig {
   /** SO_PEERCRED reader; default the native addon (TSR_AGENT_NATIVE when it was not built). */
   peerCredentials?: (fd: number) => PeerCredentials
   log?: (event: string, fields: Record<string, unknown>) => void
+  /**
+   * Managed-secret delivery (`tessera.secrets.v1.Secrets` on the same socket): how to ask the
+   * control plane for a secret as one SPIFFE ID (agent proof), and how often streams re-ask.
+   */
+  secrets?: { fetch(name: string, spiffeId: string): Promise<DeliveredSecret>; pollMs?: number }
 }
 
 export interface RunningAgent {
@@ -78,6 +89,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       peerCredentials,
       processStartTime: createStartTimeReader(),
       ...(config.socketMode === undefined ? {} : { socketMode: config.socketMode }),
+      ...(config.secrets ? { extraServices: [secretsService(config, config.secrets)] } : {}),
       ...(config.log === undefined
         ? {}
         : { onError: (err: unknown) => config.log!('workload_api_error', { error: String(err) }) }),
@@ -93,5 +105,34 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       await server.close()
       core.close()
     },
+  }
+}
+
+/** The Secrets service: entitlement is the caller's matching, unrevoked entries' SPIFFE IDs. */
+function secretsService(config: AgentConfig, secrets: NonNullable<AgentConfig['secrets']>) {
+  return {
+    definition: secretsServiceDefinition(),
+    handlers: (attest: Parameters<typeof createSecretsHandlers>[0]['attest']) =>
+      createSecretsHandlers({
+        attest,
+        spiffeIdsFor: (selectors) =>
+          entitledSpiffeIds(
+            config.port.entries().values(),
+            selectors,
+            new Set(
+              config.port
+                .revocations()
+                .filter((r) => r.targetType === 'spiffe_id')
+                .map((r) => r.value),
+            ),
+          ),
+        fetch: (name, spiffeId) => secrets.fetch(name, spiffeId),
+        ...(secrets.pollMs === undefined ? {} : { pollMs: secrets.pollMs }),
+        ...(config.log === undefined
+          ? {}
+          : {
+              onError: (err: unknown) => config.log!('secret_fetch_error', { error: String(err) }),
+            }),
+      }),
   }
 }

@@ -1,13 +1,6 @@
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createPrivateKey,
-  randomBytes,
-  randomUUID,
-  type KeyObject,
-} from 'node:crypto'
+import { createHash, createPrivateKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto'
 import { TesseraError } from '../errors.js'
+import { aesGcmOpen as decrypt, aesGcmSeal as encrypt, gcmIvBytes as ivBytes } from './envelope.js'
 
 /**
  * The `KeyManager` seam (DESIGN §3): where CA private keys live. The CA asks it to seal a private
@@ -80,29 +73,6 @@ export function kekIdOf(kek: Buffer): string {
   return (
     'kek:' + createHash('sha256').update('tessera-kek-id\0').update(kek).digest('hex').slice(0, 16)
   )
-}
-
-const ivBytes = 12
-const tagBytes = 16
-const version = 1
-
-function encrypt(key: Buffer, iv: Buffer, aad: string, plain: Buffer): Buffer {
-  const cipher = createCipheriv('aes-256-gcm', key, iv)
-  cipher.setAAD(Buffer.from(aad))
-  const body = Buffer.concat([cipher.update(plain), cipher.final()])
-  return Buffer.concat([Buffer.from([version]), iv, cipher.getAuthTag(), body])
-}
-
-function decrypt(key: Buffer, aad: string, sealed: Buffer): Buffer {
-  if (sealed.length < 1 + ivBytes + tagBytes || sealed[0] !== version) {
-    throw new Error('unknown sealed format')
-  }
-  const iv = sealed.subarray(1, 1 + ivBytes)
-  const tag = sealed.subarray(1 + ivBytes, 1 + ivBytes + tagBytes)
-  const decipher = createDecipheriv('aes-256-gcm', key, iv)
-  decipher.setAAD(Buffer.from(aad))
-  decipher.setAuthTag(tag)
-  return Buffer.concat([decipher.update(sealed.subarray(1 + ivBytes + tagBytes)), decipher.final()])
 }
 
 export function createDiskKeyManager(kek: Buffer, deps: KeyManagerDeps = {}): KeyManager {

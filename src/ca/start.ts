@@ -9,7 +9,8 @@ import type { EventSink } from '../audit/event-sink.js'
 import { withIssuanceEvents } from '../audit/audited.js'
 import { createIssuanceLog } from './issuance-log.js'
 import { decodeKek, resolveKeyManagerConfig } from './kek.js'
-import { createKeyManager } from './key-manager.js'
+import { createEnvelopeSealer, type EnvelopeSealer } from './envelope.js'
+import { createKeyManager, kekIdOf } from './key-manager.js'
 import { loadUpstreamCa } from './upstream.js'
 import { X509Certificate } from 'node:crypto'
 
@@ -41,6 +42,12 @@ export interface RunningCa {
   trustDomain: string
   /** Where the KEK came from (`TESSERA_KEK`, a file path, `memory`); never the key. */
   kekOrigin: string
+  /**
+   * Envelope encryption under the same KEK, for managed secrets (src/lifecycle/rotation). With no
+   * KEK (the in-memory store) a random per-process key: sealed values die with the process, as the
+   * memory CA keys do.
+   */
+  sealer: EnvelopeSealer
   stop(): void
 }
 
@@ -118,5 +125,9 @@ export async function startCa(options: CaStartOptions): Promise<RunningCa> {
       })
   }, options.tickMs ?? 10_000)
   timer.unref()
-  return { ca, trustDomain, kekOrigin: km.origin, stop: () => clearInterval(timer) }
+  const sealer =
+    km.kind === 'disk'
+      ? createEnvelopeSealer(km.kek, kekIdOf(km.kek))
+      : createEnvelopeSealer(randomBytes(32), `memory:${randomBytes(8).toString('hex')}`)
+  return { ca, trustDomain, kekOrigin: km.origin, sealer, stop: () => clearInterval(timer) }
 }

@@ -16,6 +16,7 @@ import { localObserveAdmin, remoteObserveAdmin, type ObserveAdmin } from './comm
 import { localAuditAdmin, remoteAuditAdmin, type AuditAdmin } from './commands/audit.js'
 import { localAuthzAdmin, remoteAuthzAdmin, type AuthzAdmin } from './commands/authz.js'
 import { localGovernAdmin, remoteGovernAdmin, type GovernAdmin } from './govern-admin.js'
+import { localSecretAdmin, remoteSecretAdmin, type SecretAdmin } from './secret-admin.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -55,6 +56,8 @@ export interface Backend {
   readonly audit?: AuditAdmin
   /** Owners, governance policy and reports. */
   readonly govern?: GovernAdmin
+  /** Managed secrets and their rotation (docs/rotation.md). */
+  readonly secrets?: SecretAdmin
   close(): Promise<void>
 }
 
@@ -152,6 +155,7 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       audit: remoteAuditAdmin(client.http),
       authz: remoteAuthzAdmin(client.http),
       govern: remoteGovernAdmin(client.http),
+      secrets: remoteSecretAdmin(client.http),
       close: async () => {},
     }
   }
@@ -204,6 +208,7 @@ export async function localBackend(
     findings: localFindingsAdmin(store, clock, user),
     offboarding: localOffboardingAdmin(store, clock, user),
     authz: localAuthzAdmin(store, clock, `cli:${user}`),
+    secrets: localSecretAdmin(store, clock, env, user),
     store,
     audit: localAuditAdmin(store),
     close: async () => {

@@ -20,6 +20,7 @@ const byCode: Partial<Record<TesseraErrorCode, ExitCode>> = {
   TSR_OBSERVATION_INVALID: exitCodes.findings,
   TSR_POLICY_VIOLATION: exitCodes.findings,
   TSR_POLICY_INVALID: exitCodes.usage,
+  TSR_SECRET_DENIED: exitCodes.findings,
 }
 
 export function exitCodeFor(err: unknown): ExitCode {

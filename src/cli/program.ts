@@ -12,6 +12,7 @@ import { registerDiscoverCommands } from './commands/discover.js'
 import { registerInventoryCommands } from './commands/inventory.js'
 import { registerLoginCommand } from './commands/login.js'
 import { registerRevokeCommand } from './commands/revoke.js'
+import { registerSecretCommands } from './commands/secret.js'
 import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
@@ -83,6 +84,7 @@ ${exitCodesHelp}`,
   registerOwnerCommands(program, ctx)
   registerPolicyCommands(program, ctx)
   registerReportCommands(program, ctx)
+  registerSecretCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

@@ -67,6 +67,8 @@ import { registerGovernanceRoutes } from './routes/governance.js'
 import { registerOwnerRoutes } from './routes/owners.js'
 import { registerReportRoutes } from './routes/reports.js'
 import { registerScimRoutes } from './routes/scim.js'
+import { registerSecretRoutes } from './routes/secrets.js'
+import type { SecretsService } from '../lifecycle/rotation/secrets-service.js'
 
 export interface AppDeps {
   store: Store
@@ -100,6 +102,8 @@ export interface AppDeps {
   findings?: FindingReporter
   /** Checkouts whose CODEOWNERS files ownership resolution reads (docs/ownership.md). */
   codeownersDir?: string
+  /** Managed secrets and rotation (docs/rotation.md); without it those routes answer 503. */
+  secrets?: SecretsService
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -190,6 +194,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'scim', description: 'SCIM 2.0 provisioning of people and teams (scim scope)' },
         { name: 'governance', description: 'Governance policy: versions, dry run, evaluation' },
         { name: 'reports', description: "Owner's view and compliance summary (JSON, CSV, HTML)" },
+        { name: 'secrets', description: 'Managed secrets and their rotation (admin)' },
       ],
       components: {
         securitySchemes: {
@@ -270,6 +275,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     inventory,
     ...(deps.ca ? { ca: deps.ca } : {}),
     governance,
+    ...(deps.secrets ? { secrets: deps.secrets } : {}),
     ...deps.control,
     ...(deps.events ? { events: deps.events } : {}),
   })
@@ -322,6 +328,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerReportRoutes(scope, {
       reports: createReports({ store, clock, ...(codeowners ? { codeowners } : {}) }),
     }),
+  )
+  await app.register(async (scope) =>
+    registerSecretRoutes(scope, deps.secrets ? { secrets: deps.secrets } : {}),
   )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

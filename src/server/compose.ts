@@ -29,6 +29,12 @@ import { withTokenExchangeEvents } from '../audit/audited.js'
 import type { NatsEventPublisher } from '../audit/nats.js'
 import { createAuthzService, defaultAuthzAudience, trustBundles } from '../policy/index.js'
 import { createGovernance } from '../policy/governance/governance.js'
+import type { EventSink } from '../audit/event-sink.js'
+import type { FindingReporter } from '../posture/finding-types.js'
+import {
+  createSecretsService,
+  startRotationScheduler,
+} from '../lifecycle/rotation/secrets-service.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -67,6 +73,12 @@ export interface ServerOptions {
    * (stream TESSERA_NATS_STREAM, default TESSERA_EVENTS; subjects TESSERA_NATS_SUBJECT.<type>).
    */
   natsUrl?: string
+  /** Managed-secret rotation (docs/rotation.md): scheduler tick (default 10 s). */
+  rotation?: { tickMs?: number }
+  /** Where audit events go (rotation steps); default: the server log. */
+  events?: EventSink
+  /** Where findings go (failed rotations); default: the server log. */
+  findings?: FindingReporter
 }
 
 export interface RunningServer {
@@ -109,6 +121,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let audit: AuditLog | undefined
   let nats: NatsEventPublisher | undefined
   let partitionTimer: NodeJS.Timeout | undefined
+  let rotation: ReturnType<typeof startRotationScheduler> | undefined
   try {
     const logger = pino(
       {
@@ -251,8 +264,18 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       jwtAudience: defaultAuthzAudience(trustDomain),
       onEventError: (err, lost) => logger.error({ err, lost }, 'decision events not recorded'),
     })
+    // Managed secrets are sealed under the CA's KEK and rotated by a scheduler in this process.
+    const secrets = createSecretsService({
+      store,
+      sealer: ca.sealer,
+      clock,
+      inventory,
+      events: options.events ?? events,
+      findings: options.findings ?? createFindingStore({ store, clock }),
+    })
     app = await buildApp({
       authz,
+      secrets,
       store,
       inventory,
       governance,
@@ -298,6 +321,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const admin = await ensureAdminToken(store, clock)
     if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
     discovery?.start()
+    rotation = startRotationScheduler(secrets, {
+      intervalMs: options.rotation?.tickMs ?? 10_000,
+      onError: (err) => logger.error({ err }, 'rotation scheduler tick failed'),
+    })
+    const rotating = rotation
     const scheduled = discovery
     const listening = app
     const runningCa = ca
@@ -319,6 +347,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       close: () =>
         (closing ??= (async () => {
           runningCa.stop()
+          rotating.stop()
           clearInterval(timer)
           await endpoint?.close()
           try {
@@ -335,6 +364,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
   } catch (err) {
     ca?.stop()
+    rotation?.stop()
     clearInterval(federationTimer)
     await bundleEndpoint?.close()
     await discovery?.stop()

@@ -7,6 +7,7 @@ import * as posture from './migrations/0011-posture.js'
 import * as audit from './migrations/0007-audit.js'
 import * as govern from './migrations/0010-govern.js'
 import * as inventoryPerf from './migrations/0014-inventory-perf.js'
+import * as rotation from './migrations/0012-rotation.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '0007-audit': { up: (db) => audit.migrate(db) },
   '0010-govern': { up: (db) => govern.migrate(db) },
   '0014-inventory-perf': { up: (db) => inventoryPerf.migrate(db) },
+  '0012-rotation': { up: (db) => rotation.migrate(db) },
 }
 
 /** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
@@ -28,6 +30,7 @@ const migrationSql: Record<string, string> = {
   '0007-audit': audit.up,
   '0010-govern': govern.up,
   '0014-inventory-perf': inventoryPerf.up,
+  '0012-rotation': rotation.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

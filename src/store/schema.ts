@@ -437,6 +437,72 @@ export interface Database {
   event_chain_head: EventChainHeadTable
   owner_assignment: OwnerAssignmentTable
   codeowners_file: CodeownersFileTable
+  managed_secret: ManagedSecretTable
+  secret_rotation: SecretRotationTable
+  secret_rotation_step: SecretRotationStepTable
+}
+
+/** A managed secret (migration 0012): values sealed under the KEK, never in the clear. */
+export interface ManagedSecretTable {
+  name: string
+  rotator: string
+  config_public: Json
+  config_sealed: Buffer
+  consumers: ColumnType<string[], string[] | undefined, string[]>
+  period_seconds: number
+  rotation_window: string | null
+  grace_seconds: number
+  kek_id: string
+  version: Generated<number>
+  value_sealed: Buffer | null
+  value_meta: Json
+  fingerprint: string | null
+  previous_sealed: Buffer | null
+  previous_meta: ColumnType<
+    Record<string, unknown> | null,
+    string | null | undefined,
+    string | null
+  >
+  previous_fingerprint: string | null
+  previous_valid_until: OptionalTimestamp
+  credential_ref: string
+  identity_ref: string | null
+  created_at: Timestamp
+  created_by: string | null
+  last_rotated_at: OptionalTimestamp
+  next_rotation_at: Timestamp
+  last_error: string | null
+  consecutive_failures: Generated<number>
+}
+
+export type RotationState =
+  'pending' | 'created' | 'verified' | 'activated' | 'grace' | 'revoked' | 'done' | 'failed'
+
+export interface SecretRotationTable {
+  id: string
+  secret_name: string
+  state: RotationState
+  reason: string
+  requested_by: string | null
+  from_version: number
+  new_sealed: Buffer | null
+  new_meta: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>
+  new_fingerprint: string | null
+  grace_until: OptionalTimestamp
+  attempts: Generated<number>
+  next_attempt_at: OptionalTimestamp
+  error: string | null
+  started_at: Timestamp
+  updated_at: Timestamp
+  finished_at: OptionalTimestamp
+}
+
+export interface SecretRotationStepTable {
+  seq: Generated<number>
+  rotation_id: string
+  state: string
+  at: Timestamp
+  detail: Json
 }
 
 /** The versioned fact tables, the ones observations write to. */

@@ -27,6 +27,16 @@ export interface WorkloadApiServerDeps {
   socketMode?: number
   /** Called with errors that have nowhere else to go (a failed accept, a peer lookup failure). */
   onError?: (err: unknown) => void
+  /**
+   * More gRPC services on the same socket, beside SpiffeWorkloadAPI (which must not be extended):
+   * Tessera's `tessera.secrets.v1.Secrets`. Their handlers attest callers through `attest`.
+   */
+  extraServices?: readonly {
+    definition: grpc.ServiceDefinition
+    handlers(
+      attest: (call: { metadata: grpc.Metadata; getPeer(): string }) => Promise<Selector[]>,
+    ): grpc.UntypedServiceImplementation
+  }[]
 }
 
 export interface WorkloadApiServer {
@@ -113,6 +123,12 @@ export async function startWorkloadApiServer(
   const encodedX509 = new WeakMap<X509SvidItem, Buffer>()
   const grpcServer = new grpc.Server({ 'grpc.max_concurrent_streams': 1000 })
   grpcServer.addService(service, buildHandlers())
+  for (const extra of deps.extraServices ?? []) {
+    grpcServer.addService(
+      extra.definition,
+      extra.handlers((call) => attest(call)),
+    )
+  }
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure())
 
   await mkdir(dirname(socketPath), { recursive: true })

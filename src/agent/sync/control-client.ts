@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
+import type { DeliveredSecret } from '../../workload-api/secrets-service.js'
 import { SignJWT } from 'jose'
 import type { JwtSvidResult, X509SvidResult } from '../../ca/ca-types.js'
 import type { AgentNodeAttestor } from '../../attestation/node-attestor.js'
@@ -53,6 +54,8 @@ export interface AgentControlClient extends AgentControlPort {
   spiffeId(): string | undefined
   /** The entry revision the client has applied. */
   revision(): number
+  /** A managed secret's value for a SPIFFE ID this agent serves (docs/rotation.md). */
+  secret(name: string, spiffeId: string): Promise<DeliveredSecret>
 }
 
 interface AgentSvid {
@@ -546,6 +549,11 @@ export function createAgentControlClient(options: AgentControlClientOptions): Ag
       return { ...res, issuedAt: new Date(res.issuedAt), expiresAt: new Date(res.expiresAt) }
     },
     connected: () => isConnected,
+    secret: (name, spiffeId) =>
+      call<DeliveredSecret>(
+        'GET',
+        `/v1/agent/secrets/${encodeURIComponent(name)}?spiffeId=${encodeURIComponent(spiffeId)}`,
+      ),
     spiffeId: () => svid?.spiffeId,
     revision: () => revision,
     start() {

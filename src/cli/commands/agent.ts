@@ -50,6 +50,7 @@ interface AgentOptions {
   kubeletTokenFile?: string
   insecureBootstrap?: boolean
   trustBundle?: string
+  secretPollMs?: number
 }
 
 /**
@@ -87,6 +88,17 @@ export function registerAgentCommand(program: Command, ctx: CommandContext): voi
     .option(
       '--trust-bundle <file>',
       'CA certificates (PEM, or a SPIFFE bundle JSON) to trust for an https --server under a private CA',
+    )
+    .option(
+      '--secret-poll-ms <ms>',
+      'how often a workload streaming a managed secret is re-checked for a rotation (default 5000)',
+      (v: string) => {
+        const n = Number(v)
+        if (!Number.isInteger(n) || n < 100) {
+          throw new TesseraError('TSR_VALIDATION', '--secret-poll-ms must be an integer ≥ 100')
+        }
+        return n
+      },
     )
     .option(
       '--insecure-bootstrap',
@@ -195,6 +207,10 @@ stdout: one banner line (with --json {"spiffeId","socket"}); stderr: JSON log li
           attestors: opts.attestor ?? ['unix'],
           clock: ctx.io.clock,
           log,
+          secrets: {
+            fetch: (name: string, spiffeId: string) => client.secret(name, spiffeId),
+            ...(opts.secretPollMs === undefined ? {} : { pollMs: opts.secretPollMs }),
+          },
           ...(opts.kubeletUrl
             ? {
                 kubelet: {

@@ -28,6 +28,8 @@ import { problemResponses } from '../schemas.js'
 import { registerAgentAdminRoutes, AgentSchema } from './agents.js'
 import { deltaJson, entryJson, EntrySchema, registerEntryRoutes } from './entries.js'
 import { registerJoinTokenRoutes } from './join-tokens.js'
+import { registerAgentSecretRoute } from './secrets.js'
+import type { SecretsService } from '../../lifecycle/rotation/secrets-service.js'
 
 /** What the SPIFFE control plane needs beyond the store; all optional. */
 export interface ControlPlaneDeps {
@@ -50,6 +52,8 @@ export interface ControlPlaneDeps {
   federatedBundles?: () => Promise<ReadonlyMap<string, TrustBundle>>
   /** The audit log: entry changes are recorded through it. */
   events?: EventSink
+  /** Managed secrets delivered to the agents' workloads (docs/rotation.md). */
+  secrets?: Pick<SecretsService, 'deliver'>
 }
 
 const agentSecurity = [{ agentProof: [] }]
@@ -487,6 +491,16 @@ export async function registerControlPlaneRoutes(
         return { items: [...bundles.values()].map(bundleJson) }
       },
     )
+
+    registerAgentSecretRoute(scope, {
+      ...(deps.secrets ? { secrets: deps.secrets } : {}),
+      servedSpiffeIds: (request) =>
+        new Set(
+          [...(index?.authorizedFor(agentOf(request), clock.now()).values() ?? [])].map(
+            (e) => e.spiffeId,
+          ),
+        ),
+    })
   })
 
   function streamEntries(
