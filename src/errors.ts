@@ -40,6 +40,10 @@ export const errorCatalog = {
   TSR_DISCOVERY_SOURCE: { status: 502, title: 'discovery source unreachable' },
   TSR_SCANNER_RULES: { status: 400, title: 'invalid scanner rule set' },
   TSR_SCANNER_GIT: { status: 500, title: 'git history unreadable' },
+  TSR_DYNAMIC_UNAUTHENTICATED: { status: 401, title: 'workload SVID missing or invalid' },
+  TSR_DYNAMIC_DENIED: { status: 403, title: 'dynamic credential not allowed' },
+  TSR_DYNAMIC_BACKEND: { status: 502, title: 'dynamic credential backend failed' },
+  TSR_DYNAMIC_UNAVAILABLE: { status: 503, title: 'dynamic credentials not configured' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -2,17 +2,20 @@ import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } fr
 import { TesseraError } from '../errors.js'
 import * as initial from './migrations/0001-initial.js'
 import * as federation from './migrations/0006-federation.js'
+import * as dynamic from './migrations/0013-dynamic.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
   '0001-initial': { up: (db) => initial.migrate(db) },
   '0006-federation': { up: (db) => federation.migrate(db) },
+  '0013-dynamic': { up: (db) => dynamic.migrate(db) },
 }
 
 /** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
 const migrationSql: Record<string, string> = {
   '0001-initial': initial.up,
   '0006-federation': federation.up,
+  '0013-dynamic': dynamic.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

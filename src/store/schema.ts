@@ -323,6 +323,31 @@ export interface FederatedBundleTable {
   valid_to: OptionalTimestamp
 }
 
+export type DynamicLeaseState = 'pending' | 'active' | 'revoked'
+
+/** A just-in-time credential's lease (migration 0013); never the password, only its fingerprint. */
+export interface DynamicLeaseTable {
+  id: string
+  backend: string
+  backend_type: string
+  template: string
+  username: string
+  spiffe_id: string
+  state: DynamicLeaseState
+  fingerprint: string | null
+  created_at: Timestamp
+  expires_at: Timestamp
+  activated_at: OptionalTimestamp
+  first_used_at: OptionalTimestamp
+  last_used_at: OptionalTimestamp
+  revoke_requested_at: OptionalTimestamp
+  revoke_reason: string | null
+  revoked_at: OptionalTimestamp
+  revoke_attempts: Generated<number>
+  last_error: string | null
+  created_by: string | null
+}
+
 export interface Database {
   setting: SettingTable
   api_token: ApiTokenTable
@@ -346,6 +371,7 @@ export interface Database {
   policy: PolicyTable
   federation_relationship: FederationRelationshipTable
   federated_bundle: FederatedBundleTable
+  dynamic_lease: DynamicLeaseTable
 }
 
 /** The versioned fact tables, the ones observations write to. */
