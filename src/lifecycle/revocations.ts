@@ -65,6 +65,11 @@ export interface RevocationList {
 export interface RevocationDeps {
   store: Store
   clock?: Clock
+  /**
+   * Runs after an entry is added (e.g. revoking a SPIFFE ID's dynamic credentials). Its failure does
+   * not undo the entry; whoever acts on it must also find the entry later (the dynamic reaper does).
+   */
+  onAdded?: (entry: RevocationView) => Promise<void>
 }
 
 const maxReason = 500
@@ -137,7 +142,7 @@ export function createRevocationList(deps: RevocationDeps): RevocationList {
       if (input.expiresAt !== undefined && input.expiresAt.getTime() <= now.getTime()) {
         throw new TesseraError('TSR_VALIDATION', 'expiresAt is in the past')
       }
-      return deps.store.transaction(async ({ db: tx }) => {
+      const added = await deps.store.transaction(async ({ db: tx }) => {
         // One writer per target at a time, so two replicas adding the same target make one row.
         await sql`select pg_advisory_xact_lock(hashtext(${'revocation:' + input.targetType + ':' + value}))`.execute(
           tx,
@@ -174,6 +179,8 @@ export function createRevocationList(deps: RevocationDeps): RevocationList {
           .executeTakeFirstOrThrow()
         return view(row)
       })
+      if (deps.onAdded) await deps.onAdded(added).catch(() => {})
+      return added
     },
 
     async list(options = {}) {

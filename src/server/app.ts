@@ -36,6 +36,9 @@ import { registerStatsRoutes } from './routes/stats.js'
 import { registerTokenExchangeRoute } from './routes/token.js'
 import { registerTokenRoutes } from './routes/tokens.js'
 import { registerControlPlaneRoutes, type ControlPlaneDeps } from './routes/agent-api.js'
+import type { DynamicCredentials } from '../lifecycle/dynamic/dynamic-credentials.js'
+import { createWorkloadAuthenticator } from '../lifecycle/dynamic/workload-auth.js'
+import { registerDynamicRoutes } from './routes/dynamic.js'
 
 export interface AppDeps {
   store: Store
@@ -55,6 +58,8 @@ export interface AppDeps {
   metricsRequireToken?: boolean
   /** SPIFFE control plane: the CA, node attestors and agent API options (docs/attestation.md). */
   control?: ControlPlaneDeps
+  /** Just-in-time credentials (docs/dynamic-credentials.md); without it those routes answer 503. */
+  dynamic?: DynamicCredentials
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -73,6 +78,8 @@ export const redactPaths = [
   'authorization',
   'token',
   '*.token',
+  'password',
+  '*.password',
 ]
 
 const packageVersion = (createRequire(import.meta.url)('../../package.json') as { version: string })
@@ -133,6 +140,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
+        { name: 'dynamic', description: 'Just-in-time credentials for workloads, and their leases' },
       ],
       components: {
         securitySchemes: {
@@ -181,7 +189,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
-  const revocations = createRevocationList({ store, clock })
+  const dynamic = deps.dynamic
+  const revocations = createRevocationList({
+    store,
+    clock,
+    // Revoking a workload's SPIFFE ID also revokes its dynamic credentials, before answering.
+    ...(dynamic
+      ? {
+          onAdded: async (entry) => {
+            if (entry.targetType !== 'spiffe_id') return
+            await dynamic.revokeWorkload(entry.value, {
+              actor: entry.createdBy ?? 'system',
+              reason: 'spiffe-id-revoked',
+            })
+          },
+        }
+      : {}),
+  })
   await app.register(async (scope) => registerRevocationRoutes(scope, { revocations }))
   await app.register(async (scope) =>
     registerTokenExchangeRoute(scope, { exchange: deps.tokenExchange }),
@@ -200,6 +224,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.ca ? { ca: deps.ca } : {}),
     ...deps.control,
   })
+
+  await app.register(async (scope) =>
+    registerDynamicRoutes(scope, {
+      ...(dynamic ? { dynamic } : {}),
+      ...(deps.ca
+        ? {
+            auth: createWorkloadAuthenticator({
+              ca: deps.ca,
+              clock,
+              isRevoked: async (q) => (await revocations.find(q)) !== undefined,
+            }),
+          }
+        : {}),
+    }),
+  )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -22,6 +22,9 @@ import { buildApp, redactPaths, type AppDeps } from './app.js'
 import { ensureAdminToken } from './auth/api-tokens.js'
 import type { Inventory } from '../inventory/inventory-types.js'
 import type { DiscoveryScheduler } from '../discovery/scheduler.js'
+import type { EventSink } from '../audit/event-sink.js'
+import type { DynamicCredentials } from '../lifecycle/dynamic/dynamic-credentials.js'
+import type { DynamicConfig } from '../lifecycle/dynamic/dynamic-config.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -53,6 +56,13 @@ export interface ServerOptions {
   control?: AppDeps['control']
   /** Discovery sources file (docs/connectors.md): sources with an `interval` run on a schedule. */
   sourcesFile?: string
+  /**
+   * Just-in-time credentials (docs/dynamic-credentials.md): a configuration, or its file (default
+   * TESSERA_DYNAMIC_CONFIG). Off when neither is given.
+   */
+  dynamic?: { config?: DynamicConfig; configFile?: string }
+  /** Where audit events go (the audit log); default: JSON log lines with `audit: true`. */
+  events?: EventSink
 }
 
 export interface RunningServer {
@@ -89,6 +99,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let bundleEndpoint: BundleEndpoint | undefined
   let federationTimer: NodeJS.Timeout | undefined
   let discovery: DiscoveryScheduler | undefined
+  let dynamic: DynamicCredentials | undefined
   try {
     const logger = pino(
       {
@@ -177,7 +188,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     discovery = options.sourcesFile
       ? await loadDiscovery(options.sourcesFile, inventory, clock, logger)
       : undefined
+    dynamic = await loadDynamic(options, {
+      store,
+      clock,
+      inventory,
+      logger,
+      isRevoked: async (spiffeId) => (await revocations.find({ spiffeId })) !== undefined,
+    })
     app = await buildApp({
+      ...(dynamic ? { dynamic } : {}),
       store,
       inventory,
       tokenExchange,
@@ -220,6 +239,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const admin = await ensureAdminToken(store, clock)
     if (admin) logger.info({ tokenId: admin.id }, 'created the first admin api token')
     discovery?.start()
+    dynamic?.start()
+    const jit = dynamic
     const scheduled = discovery
     const listening = app
     const runningCa = ca
@@ -241,6 +262,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           try {
             await scheduled?.stop()
             await listening.close()
+            await jit?.close()
           } finally {
             await store.close()
           }
@@ -252,6 +274,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await bundleEndpoint?.close()
     await discovery?.stop()
     await app?.close()
+    await dynamic?.close()
     await store.close()
     throw err
   }
@@ -282,4 +305,53 @@ async function loadDiscovery(
     'discovery schedule loaded',
   )
   return scheduler
+}
+
+/** Dynamic credentials from the options or TESSERA_DYNAMIC_CONFIG; undefined when not configured. */
+async function loadDynamic(
+  options: ServerOptions,
+  deps: {
+    store: Store
+    clock: Clock
+    inventory: Inventory
+    logger: pino.Logger
+    isRevoked: (spiffeId: string) => Promise<boolean>
+  },
+): Promise<DynamicCredentials | undefined> {
+  const file = options.dynamic?.configFile ?? (process.env.TESSERA_DYNAMIC_CONFIG || undefined)
+  if (!options.dynamic?.config && !file) return undefined
+  const [dyn, { loadStoreKey }, { fingerprintSecret }] = await Promise.all([
+    import('../lifecycle/dynamic/index.js'),
+    import('../scanner/store-key.js'),
+    import('../scanner/fingerprint.js'),
+  ])
+  const config = options.dynamic?.config ?? (await dyn.loadDynamicConfig(file!))
+  const log = deps.logger.child({ component: 'dynamic' })
+  // Until the audit log is wired here, events are JSON log lines marked `audit: true`.
+  const events: EventSink = options.events ?? {
+    append: async (event) => log.info({ audit: true, event }, event.type),
+    appendMany: async (batch) => {
+      for (const event of batch) log.info({ audit: true, event }, event.type)
+    },
+  }
+  let key: Promise<Buffer> | undefined
+  const service = dyn.createDynamicCredentials({
+    store: deps.store,
+    clock: deps.clock,
+    backends: dyn.createDynamicBackends(config),
+    events,
+    inventory: deps.inventory,
+    // The scanner's key: a leaked JIT password found by a scan has the lease's fingerprint.
+    fingerprint: async (password) =>
+      fingerprintSecret(await (key ??= loadStoreKey(deps.store)), password),
+    isRevoked: deps.isRevoked,
+    reaperIntervalMs: config.reaperIntervalSeconds * 1000,
+    pendingGraceMs: config.pendingGraceSeconds * 1000,
+    onError: (err, context) => log.warn({ err, ...context }, 'dynamic credentials: reaper problem'),
+  })
+  log.info(
+    { backends: config.backends.map((b) => ({ name: b.name, type: b.type })) },
+    'dynamic credentials enabled',
+  )
+  return service
 }
