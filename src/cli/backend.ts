@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import { loadConfig } from './config.js'
 import { localCaAdmin, remoteCaAdmin, type CaAdmin } from './ca-admin.js'
 import { localControlAdmin, remoteControlAdmin, type ControlAdmin } from './control-admin.js'
+import type { LeaseFilter, LeaseView } from '../lifecycle/dynamic/leases.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -33,7 +34,18 @@ export interface Backend {
   readonly ca?: CaAdmin
   /** The store itself, for a local backend (e.g. the scanner's fingerprint key setting). */
   readonly store?: Store
+  /** Dynamic credential leases (docs/dynamic-credentials.md). */
+  readonly dynamic?: DynamicAdmin
   close(): Promise<void>
+}
+
+/**
+ * Dynamic credential leases, over HTTP or on a store. On a store `revoke` only asks: the running
+ * servers' reapers (which hold the backends' admin credentials) carry it out within their interval.
+ */
+export interface DynamicAdmin {
+  list(filter?: LeaseFilter): Promise<LeaseView[]>
+  revoke(leaseId: string, reason?: string): Promise<LeaseView>
 }
 
 /** The global options and environment a backend is chosen from. */
@@ -124,6 +136,25 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       federation: client.federation,
       control: remoteControlAdmin(client.http),
       ca: remoteCaAdmin(client.http),
+      dynamic: {
+        list: async (filter = {}) =>
+          (
+            await client.http.json<{ items: LeaseView[] }>('GET', 'v1/dynamic/leases', {
+              query: {
+                state: filter.state,
+                spiffeId: filter.spiffeId,
+                backend: filter.backend,
+                limit: filter.limit === undefined ? undefined : String(filter.limit),
+              },
+            })
+          ).items,
+        revoke: (id, reason) =>
+          client.http.json<LeaseView>(
+            'POST',
+            `v1/dynamic/leases/${encodeURIComponent(id)}/revoke`,
+            { body: reason === undefined ? {} : { reason } },
+          ),
+      },
       close: async () => {},
     }
   }
@@ -147,11 +178,13 @@ export async function localBackend(
   clock: Clock,
   env: NodeJS.ProcessEnv,
 ): Promise<Backend> {
-  const [{ createInventory }, { createRevocationList }, federationModule] = await Promise.all([
-    import('../inventory/index.js'),
-    import('../lifecycle/revocations.js'),
-    import('../federation/index.js'),
-  ])
+  const [{ createInventory }, { createRevocationList }, federationModule, leases] =
+    await Promise.all([
+      import('../inventory/index.js'),
+      import('../lifecycle/revocations.js'),
+      import('../federation/index.js'),
+      import('../lifecycle/dynamic/leases.js'),
+    ])
   const user = env.USER ?? env.LOGNAME ?? 'local'
   const revocations = createRevocationList({ store, clock })
   return {
@@ -166,6 +199,16 @@ export async function localBackend(
     federation: federationModule.localFederationAdmin(store, clock, `cli:${user}`),
     control: localControlAdmin(store, clock),
     ca: localCaAdmin(store, clock, env),
+    dynamic: {
+      list: (filter) => leases.listLeases(store.db, filter),
+      revoke: (id, reason) =>
+        leases.requestLeaseRevocation(
+          store.db,
+          id,
+          clock.now(),
+          reason ?? `requested by cli:${user}`,
+        ),
+    },
     store,
     close: () => store.close(),
   }

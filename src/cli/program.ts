@@ -15,6 +15,7 @@ import { registerScanCommand } from './commands/scan.js'
 import { registerServerCommand } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerSvidCommands } from './commands/svid.js'
+import { registerDynamicCommands } from './commands/dynamic.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -63,6 +64,7 @@ ${exitCodesHelp}`,
   registerScanCommand(program, ctx)
   registerCaCommands(program, ctx)
   registerAccessCommands(program, ctx)
+  registerDynamicCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()
