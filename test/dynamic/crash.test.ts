@@ -104,84 +104,101 @@ describe('JIT roles are dropped after expiry even when the server was killed', (
     await admin.end()
   })
 
-  it('issues, is SIGKILLed, and the next server drops the expired role and the orphans', async () => {
-    const first = await startServer(env)
-    children.push(first.child)
-    // The workload's SVID, from the same CA (same store, same KEK).
-    const store = await openStore({ backend: 'postgres', url: storeUrl })
-    const ca = await startCa({ store, clock: systemClock, kek, tickMs: 3_600_000, warn: () => {} })
-    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    const [svid] = await ca.ca.signX509Svids([{ spiffeId: workload, publicKey }])
-    ca.stop()
-    const path = '/v1/dynamic/pg'
-    const body = JSON.stringify({ template: 'reader', ttlSeconds: 3 })
-    const proof = await signWorkloadProof({
-      chain: svid!.certChain,
-      key: privateKey,
-      method: 'POST',
-      pathAndQuery: path,
-      body,
-      now: new Date(),
-    })
-    const res = await fetch(first.url + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${proof}` },
-      body,
-    })
-    assert.equal(res.status, 201, await res.clone().text())
-    const issued = (await res.json()) as { username: string; leaseId: string; expiresAt: string }
-    assert.equal(await fx.roleExists(issued.username), true)
-
-    first.child.kill('SIGKILL')
-    await new Promise((r) => first.child.once('exit', r))
-    // What a crash in the middle of a request leaves: a pending lease, and a role with no lease.
-    await store.db
-      .insertInto('dynamic_lease')
-      .values({
-        id: '00000000-0000-4000-8000-0000000000aa',
-        backend: 'pg',
-        backend_type: 'postgres',
-        template: 'reader',
-        username: 'tsr_crash00000_pendingrow',
-        spiffe_id: workload,
-        state: 'pending',
-        created_at: new Date(),
-        expires_at: new Date(Date.now() + 600_000),
+  it(
+    'issues, is SIGKILLed, and the next server drops the expired role and the orphans',
+    { timeout: 300_000 },
+    async (t) => {
+      const started = Date.now()
+      const step = (what: string) => t.diagnostic(`${Date.now() - started} ms: ${what}`)
+      const first = await startServer(env)
+      children.push(first.child)
+      step('first server up')
+      // The workload's SVID, from the same CA (same store, same KEK).
+      const store = await openStore({ backend: 'postgres', url: storeUrl })
+      const ca = await startCa({
+        store,
+        clock: systemClock,
+        kek,
+        tickMs: 3_600_000,
+        warn: () => {},
       })
-      .execute()
-    const stray = `tsr_crash00000_${randomBytes(6).toString('hex')}`
-    await fx.admin.query(`CREATE ROLE ${stray} LOGIN`)
-    await fx.admin.query(`COMMENT ON ROLE ${stray} IS 'tessera dynamic lease lost for ${workload}'`)
-    // Past the expiry with no server running: nothing has dropped the role.
-    await new Promise((r) =>
-      setTimeout(r, Math.max(0, Date.parse(issued.expiresAt) - Date.now()) + 500),
-    )
-    assert.equal(await fx.roleExists(issued.username), true)
+      const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      const [svid] = await ca.ca.signX509Svids([{ spiffeId: workload, publicKey }])
+      ca.stop()
+      const path = '/v1/dynamic/pg'
+      const body = JSON.stringify({ template: 'reader', ttlSeconds: 3 })
+      const proof = await signWorkloadProof({
+        chain: svid!.certChain,
+        key: privateKey,
+        method: 'POST',
+        pathAndQuery: path,
+        body,
+        now: new Date(),
+      })
+      const res = await fetch(first.url + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${proof}` },
+        body,
+      })
+      assert.equal(res.status, 201, await res.clone().text())
+      const issued = (await res.json()) as { username: string; leaseId: string; expiresAt: string }
+      assert.equal(await fx.roleExists(issued.username), true)
+      step('credential issued')
 
-    const second = await startServer(env)
-    children.push(second.child)
-    await eventually(async () => !(await fx.roleExists(issued.username)), 30_000)
-    await eventually(async () => !(await fx.roleExists(stray)), 30_000)
-    const leases = await store.db
-      .selectFrom('dynamic_lease')
-      .select(['id', 'state', 'revoke_reason'])
-      .orderBy('id')
-      .execute()
-    const byId = new Map(leases.map((l) => [l.id, l]))
-    assert.deepEqual(
-      { ...byId.get(issued.leaseId) },
-      { id: issued.leaseId, state: 'revoked', revoke_reason: 'expired' },
-    )
-    await eventually(async () => {
-      const row = await store.db
+      first.child.kill('SIGKILL')
+      await new Promise((r) => first.child.once('exit', r))
+      // What a crash in the middle of a request leaves: a pending lease, and a role with no lease.
+      await store.db
+        .insertInto('dynamic_lease')
+        .values({
+          id: '00000000-0000-4000-8000-0000000000aa',
+          backend: 'pg',
+          backend_type: 'postgres',
+          template: 'reader',
+          username: 'tsr_crash00000_pendingrow',
+          spiffe_id: workload,
+          state: 'pending',
+          created_at: new Date(),
+          expires_at: new Date(Date.now() + 600_000),
+        })
+        .execute()
+      const stray = `tsr_crash00000_${randomBytes(6).toString('hex')}`
+      await fx.admin.query(`CREATE ROLE ${stray} LOGIN`)
+      await fx.admin.query(
+        `COMMENT ON ROLE ${stray} IS 'tessera dynamic lease lost for ${workload}'`,
+      )
+      // Past the expiry with no server running: nothing has dropped the role.
+      await new Promise((r) =>
+        setTimeout(r, Math.max(0, Date.parse(issued.expiresAt) - Date.now()) + 500),
+      )
+      assert.equal(await fx.roleExists(issued.username), true)
+
+      const second = await startServer(env)
+      children.push(second.child)
+      step('second server up')
+      await eventually(async () => !(await fx.roleExists(issued.username)), 30_000)
+      await eventually(async () => !(await fx.roleExists(stray)), 30_000)
+      const leases = await store.db
         .selectFrom('dynamic_lease')
-        .select(['state', 'revoke_reason'])
-        .where('id', '=', '00000000-0000-4000-8000-0000000000aa')
-        .executeTakeFirstOrThrow()
-      return row.state === 'revoked' && row.revoke_reason === 'orphan-pending'
-    })
-    second.child.kill('SIGTERM')
-    await new Promise((r) => second.child.once('exit', r))
-    await store.close()
-  })
+        .select(['id', 'state', 'revoke_reason'])
+        .orderBy('id')
+        .execute()
+      const byId = new Map(leases.map((l) => [l.id, l]))
+      assert.deepEqual(
+        { ...byId.get(issued.leaseId) },
+        { id: issued.leaseId, state: 'revoked', revoke_reason: 'expired' },
+      )
+      await eventually(async () => {
+        const row = await store.db
+          .selectFrom('dynamic_lease')
+          .select(['state', 'revoke_reason'])
+          .where('id', '=', '00000000-0000-4000-8000-0000000000aa')
+          .executeTakeFirstOrThrow()
+        return row.state === 'revoked' && row.revoke_reason === 'orphan-pending'
+      })
+      second.child.kill('SIGTERM')
+      await new Promise((r) => second.child.once('exit', r))
+      await store.close()
+    },
+  )
 })
