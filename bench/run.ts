@@ -26,6 +26,11 @@ const benchmarks: Record<
       'generate a 200 MB corpus (files and git history), scan it, compare with secretlint, score the labelled corpus',
     load: () => import('./scan.js'),
   },
+  jit: {
+    summary:
+      'JIT PostgreSQL roles and Redis users issued and revoked per second, beside raw CREATE/DROP ROLE and ACL SETUSER/DELUSER',
+    load: () => import('./jit.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -155,14 +155,14 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
         'TSR_DYNAMIC_BACKEND',
         `backend ${row.backend} is not configured on this server; lease ${row.id} stays open`,
       )
-      await recordFailure(row, err)
+      await recordFailure(row, err, reason)
       throw err
     }
     let sessionsTerminated: number
     try {
       ;({ sessionsTerminated } = await entry.backend.revoke(row.username))
     } catch (err) {
-      await recordFailure(row, err)
+      await recordFailure(row, err, reason)
       throw err
     }
     const now = clock.now()
@@ -171,6 +171,7 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
       .set({
         state: 'revoked',
         revoked_at: now,
+        revoke_requested_at: sql`coalesce(revoke_requested_at, ${now.toISOString()}::timestamptz)`,
         revoke_reason: sql`coalesce(revoke_reason, ${reason})`,
         last_error: null,
       })
@@ -194,10 +195,13 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
     return { view: leaseView(updated), done: true }
   }
 
-  async function recordFailure(row: LeaseRow, err: unknown) {
+  /** A failed revocation stays requested, so the reaper retries it (on any replica). */
+  async function recordFailure(row: LeaseRow, err: unknown, reason: string) {
     await db
       .updateTable('dynamic_lease')
       .set({
+        revoke_requested_at: sql`coalesce(revoke_requested_at, ${clock.now().toISOString()}::timestamptz)`,
+        revoke_reason: sql`coalesce(revoke_reason, ${reason})`,
         revoke_attempts: sql`revoke_attempts + 1`,
         last_error: String((err as Error).message ?? err).slice(0, 500),
       })
@@ -458,14 +462,6 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
       const row = await getLease(db, leaseId)
       if (row.state === 'revoked') return leaseView(row)
       const reason = options.reason ?? 'requested'
-      await db
-        .updateTable('dynamic_lease')
-        .set({
-          revoke_requested_at: sql`coalesce(revoke_requested_at, ${clock.now().toISOString()}::timestamptz)`,
-          revoke_reason: sql`coalesce(revoke_reason, ${reason})`,
-        })
-        .where('id', '=', row.id)
-        .execute()
       return (await revokeRow(row, reason, options.actor ?? 'system')).view
     },
 
