@@ -140,7 +140,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'agents', description: 'Node agents, join tokens (admin)' },
         { name: 'agent-api', description: 'What attested node agents call (agent proof)' },
         { name: 'health', description: 'Probes and metrics' },
-        { name: 'dynamic', description: 'Just-in-time credentials for workloads, and their leases' },
+        {
+          name: 'dynamic',
+          description: 'Just-in-time credentials for workloads, and their leases',
+        },
       ],
       components: {
         securitySchemes: {

@@ -71,13 +71,21 @@ export async function startScramPostgres(): Promise<{
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
   const { createServer } = await import('node:net')
-  const bin = '/usr/lib/postgresql/15/bin'
+  const { readdirSync } = await import('node:fs')
+  // The newest installed server (Debian's layout), as on this machine and CI.
+  const version = readdirSync('/usr/lib/postgresql')
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a))[0]
+  const bin = `/usr/lib/postgresql/${version}/bin`
   const dir = mkdtempSync(join(tmpdir(), 'tsr-pg-'))
   const adminPassword = randomBytes(12).toString('hex')
   writeFileSync(join(dir, 'pw'), adminPassword)
   const asPostgres = process.getuid?.() === 0
   const uid = asPostgres ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })) : 0
-  if (asPostgres) (chownSync(dir, uid, uid), chownSync(join(dir, 'pw'), uid, uid))
+  if (asPostgres) {
+    chownSync(dir, uid, uid)
+    chownSync(join(dir, 'pw'), uid, uid)
+  }
   const run = (cmd: string, args: string[]) =>
     execFileSync(
       asPostgres ? 'runuser' : cmd,
