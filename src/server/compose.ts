@@ -347,6 +347,7 @@ async function loadDynamic(
     isRevoked: deps.isRevoked,
     reaperIntervalMs: config.reaperIntervalSeconds * 1000,
     pendingGraceMs: config.pendingGraceSeconds * 1000,
+    ...(config.installation ? { installation: config.installation } : {}),
     onError: (err, context) => log.warn({ err, ...context }, 'dynamic credentials: reaper problem'),
   })
   log.info(

@@ -93,6 +93,7 @@ describe('tessera dynamic (CLI)', () => {
       ),
       events: createMemoryEventSink(),
       fingerprint: async (pw) => createHmac('sha256', key).update(pw).digest('hex'),
+      installation: randomBytes(3).toString('hex'),
     })
     app = await buildApp({
       store,

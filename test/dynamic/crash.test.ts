@@ -56,6 +56,7 @@ describe('JIT roles are dropped after expiry even when the server was killed', (
   const adminBase = new URL(pgAdminUrl)
   const storeUrl = Object.assign(new URL(pgAdminUrl), { pathname: `/${dbName}` }).toString()
   const kek = randomBytes(32).toString('base64')
+  const installation = randomBytes(3).toString('hex')
   let fx: Awaited<ReturnType<typeof pgFixture>>
   let env: NodeJS.ProcessEnv
   const children: ChildProcess[] = []
@@ -73,6 +74,7 @@ describe('JIT roles are dropped after expiry even when the server was killed', (
       [
         'reaperIntervalSeconds: 1',
         'pendingGraceSeconds: 1',
+        `installation: "${installation}"`,
         'backends:',
         '  pg:',
         '    type: postgres',
@@ -162,7 +164,7 @@ describe('JIT roles are dropped after expiry even when the server was killed', (
           expires_at: new Date(Date.now() + 600_000),
         })
         .execute()
-      const stray = `tsr_crash00000_${randomBytes(6).toString('hex')}`
+      const stray = `tsr_${installation}_crash00000_${randomBytes(6).toString('hex')}`
       await fx.admin.query(`CREATE ROLE ${stray} LOGIN`)
       await fx.admin.query(
         `COMMENT ON ROLE ${stray} IS 'tessera dynamic lease lost for ${workload}'`,

@@ -36,6 +36,8 @@ for (const storeBackend of testBackends()) {
     let adminToken: string
     const events = createMemoryEventSink()
     const fpKey = randomBytes(32)
+    // Its own users on the shared servers: other test files' sweeps leave them alone, and back.
+    const installation = randomBytes(3).toString('hex')
 
     /** A real X509-SVID minted by the CA, with its key. */
     const x509Svid = async (spiffeId: string) => {
@@ -109,6 +111,7 @@ for (const storeBackend of testBackends()) {
             .executeTakeFirst()) !== undefined,
         pendingGraceMs: 1000,
         orphanScanEvery: 1,
+        installation,
       })
       app = await buildApp({ store, inventory, ca: ca.ca, clock: systemClock, dynamic })
       adminToken = (await createApiToken(store, { name: 'admin', scopes: ['admin'] })).token
@@ -130,7 +133,7 @@ for (const storeBackend of testBackends()) {
       assert.equal(res.headers['cache-control'], 'no-store')
       const body = res.json()
       assert.equal(body.spiffeId, orders)
-      assert.match(body.username, /^tsr_[0-9a-f]{10}_[a-z2-7]{12}$/)
+      assert.match(body.username, new RegExp(`^tsr_${installation}_[0-9a-f]{10}_[a-z2-7]{12}$`))
       assert.equal(typeof body.password, 'string')
       assert.ok(Date.parse(body.expiresAt) - Date.now() <= 300_000)
       const client = new pg.Client({ connectionString: loginUrl(body.username, body.password) })
@@ -374,7 +377,7 @@ for (const storeBackend of testBackends()) {
           expires_at: new Date(Date.now() + 600_000),
         })
         .execute()
-      const stray = `tsr_0000000000_${randomBytes(6).toString('hex')}`
+      const stray = `tsr_${installation}_0000000000_${randomBytes(6).toString('hex')}`
       await fx.admin.query(`CREATE ROLE ${stray} LOGIN`)
       await fx.admin.query(`COMMENT ON ROLE ${stray} IS 'tessera dynamic lease lost for ${orders}'`)
       await new Promise((r) => setTimeout(r, 1100))

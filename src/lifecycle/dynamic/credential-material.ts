@@ -10,8 +10,24 @@ export const maxUsernameLength = 63
  * `tsr_<10 hex of sha256(SPIFFE ID)>_<12 random base32>`: the same workload always has the same
  * middle part, so a database log line (`%u`) names the workload; the random tail keeps leases apart.
  */
-export function dynamicUsername(spiffeId: string, random: (n: number) => Buffer = randomBytes) {
-  return `${dynamicUserPrefix}${workloadTag(spiffeId)}_${base32(random(8)).slice(0, 12)}`
+export function dynamicUsername(
+  spiffeId: string,
+  random: (n: number) => Buffer = randomBytes,
+  installation?: string,
+) {
+  return `${userPrefixOf(installation)}${workloadTag(spiffeId)}_${base32(random(8)).slice(0, 12)}`
+}
+
+/**
+ * The prefix of one installation's users: `tsr_`, or `tsr_<installation>_` when the backend is
+ * shared (the orphan sweep then only ever looks at its own installation's users).
+ */
+export function userPrefixOf(installation?: string): string {
+  if (installation === undefined) return dynamicUserPrefix
+  if (!/^[a-z0-9]{1,8}$/.test(installation)) {
+    throw new Error('an installation tag is 1 to 8 of [a-z0-9]')
+  }
+  return `${dynamicUserPrefix}${installation}_`
 }
 
 /** The workload part of a dynamic username. */

@@ -12,6 +12,8 @@ export interface DynamicConfig {
   reaperIntervalSeconds: number
   /** A lease still `pending` after this long belongs to a crashed request (default 60 s). */
   pendingGraceSeconds: number
+  /** Tag in usernames when backends are shared by several installations (`tsr_<tag>_…`). */
+  installation?: string
   backends: DynamicBackendConfig[]
 }
 
@@ -78,11 +80,20 @@ export function parseDynamicConfig(
   }
 
   const root = obj(raw, 'dynamic config') ?? {}
-  known(root, ['reaperIntervalSeconds', 'pendingGraceSeconds', 'backends'], 'dynamic config')
+  known(
+    root,
+    ['reaperIntervalSeconds', 'pendingGraceSeconds', 'installation', 'backends'],
+    'dynamic config',
+  )
   const config: DynamicConfig = {
     reaperIntervalSeconds: seconds(root.reaperIntervalSeconds, 'reaperIntervalSeconds', 5, 3600),
     pendingGraceSeconds: seconds(root.pendingGraceSeconds, 'pendingGraceSeconds', 60, 3600),
     backends: [],
+  }
+  if (root.installation !== undefined) {
+    if (typeof root.installation !== 'string' || !/^[a-z0-9]{1,8}$/.test(root.installation)) {
+      problems.push('installation: 1 to 8 of [a-z0-9]')
+    } else config.installation = root.installation
   }
   const backends = root.backends === undefined ? {} : obj(root.backends, 'backends')
   for (const [name, value] of Object.entries(backends ?? {})) {

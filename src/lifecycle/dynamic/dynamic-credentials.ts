@@ -6,7 +6,7 @@ import type { Inventory } from '../../inventory/inventory-types.js'
 import type { Observation } from '../../inventory/observation.js'
 import type { Clock } from '../../runtime/clock.js'
 import type { Store } from '../../store/store.js'
-import { dynamicPassword, dynamicUserPrefix, dynamicUsername } from './credential-material.js'
+import { dynamicPassword, dynamicUsername, userPrefixOf } from './credential-material.js'
 import type { DynamicBackend } from './dynamic-backend.js'
 import { allowed, type DynamicBackendConfig } from './dynamic-config.js'
 import {
@@ -39,6 +39,12 @@ export interface DynamicCredentialsDeps {
   pendingGraceMs?: number
   /** Orphan backend users are looked for every this many sweeps, and at the first (default 12). */
   orphanScanEvery?: number
+  /**
+   * A tag of this installation (1-8 of [a-z0-9]) put in every username, `tsr_<tag>_…`, when
+   * backends are shared by several installations (or test runs): each one's orphan sweep then
+   * leaves the others' users alone. Without it, `tsr_…` users belong to this installation.
+   */
+  installation?: string
   /** Problems of the background reaper (it retries at its next pass). */
   onError?: (err: unknown, context: Record<string, unknown>) => void
 }
@@ -98,6 +104,7 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
   const pendingGraceMs = deps.pendingGraceMs ?? 60_000
   const orphanScanEvery = deps.orphanScanEvery ?? 12
   const onError = deps.onError ?? (() => {})
+  const userPrefix = userPrefixOf(deps.installation)
   let sweeps = 0
   let timer: NodeJS.Timeout | undefined
   let running: Promise<unknown> | undefined
@@ -265,7 +272,7 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
     let removed = 0
     for (const { backend, config } of deps.backends) {
       try {
-        const users = await backend.listManaged(dynamicUserPrefix)
+        const users = await backend.listManaged(userPrefix)
         if (users.length === 0) continue
         // Read after listing: a lease row is written before its user, so a live one is seen here.
         const open = new Set(
@@ -385,7 +392,7 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
           backend: config.name,
           backend_type: backend.type,
           template: request.template,
-          username: dynamicUsername(request.spiffeId, random),
+          username: dynamicUsername(request.spiffeId, random, deps.installation),
           spiffe_id: request.spiffeId,
           state: 'pending',
           fingerprint,
