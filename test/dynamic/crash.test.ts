@@ -164,7 +164,7 @@ describe('JIT roles are dropped after expiry even when the server was killed', (
           expires_at: new Date(Date.now() + 600_000),
         })
         .execute()
-      const stray = `tsr_${installation}_crash00000_${randomBytes(6).toString('hex')}`
+      const stray = `tsr_${installation}_c0ffee0000_${'strayrole234'}`
       await fx.admin.query(`CREATE ROLE ${stray} LOGIN`)
       await fx.admin.query(
         `COMMENT ON ROLE ${stray} IS 'tessera dynamic lease lost for ${workload}'`,

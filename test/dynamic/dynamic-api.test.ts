@@ -377,7 +377,7 @@ for (const storeBackend of testBackends()) {
           expires_at: new Date(Date.now() + 600_000),
         })
         .execute()
-      const stray = `tsr_${installation}_0000000000_${randomBytes(6).toString('hex')}`
+      const stray = `tsr_${installation}_0000000000_${'abcdefghijkl'}`
       await fx.admin.query(`CREATE ROLE ${stray} LOGIN`)
       await fx.admin.query(`COMMENT ON ROLE ${stray} IS 'tessera dynamic lease lost for ${orders}'`)
       await new Promise((r) => setTimeout(r, 1100))

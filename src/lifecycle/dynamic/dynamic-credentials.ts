@@ -272,7 +272,9 @@ export function createDynamicCredentials(deps: DynamicCredentialsDeps): DynamicC
     let removed = 0
     for (const { backend, config } of deps.backends) {
       try {
-        const users = await backend.listManaged(userPrefix)
+        // Only names of the exact shape Tessera makes: other tools' `tsr_…` users are not ours.
+        const shape = new RegExp(`^${userPrefix}[0-9a-f]{10}_[a-z2-7]{12}$`)
+        const users = (await backend.listManaged(userPrefix)).filter((u) => shape.test(u))
         if (users.length === 0) continue
         // Read after listing: a lease row is written before its user, so a live one is seen here.
         const open = new Set(
