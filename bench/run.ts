@@ -51,6 +51,11 @@ const benchmarks: Record<
       'managed secret rotations per second (Redis ACL, PostgreSQL role) end to end, beside the raw system calls',
     load: () => import('./rotation.js'),
   },
+  jit: {
+    summary:
+      'JIT PostgreSQL roles and Redis users issued and revoked per second, beside raw CREATE/DROP ROLE and ACL SETUSER/DELUSER',
+    load: () => import('./jit.js'),
+  },
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -46,6 +46,10 @@ export const errorCatalog = {
   TSR_SECRET_DENIED: { status: 403, title: 'not a consumer of this secret' },
   TSR_ROTATION_FAILED: { status: 502, title: 'secret rotation failed' },
   TSR_ROTATION_LIMIT: { status: 409, title: 'rotation blocked by a key limit' },
+  TSR_DYNAMIC_UNAUTHENTICATED: { status: 401, title: 'workload SVID missing or invalid' },
+  TSR_DYNAMIC_DENIED: { status: 403, title: 'dynamic credential not allowed' },
+  TSR_DYNAMIC_BACKEND: { status: 502, title: 'dynamic credential backend failed' },
+  TSR_DYNAMIC_UNAVAILABLE: { status: 503, title: 'dynamic credentials not configured' },
 } as const satisfies Record<string, { status: number; title: string }>
 
 export type TesseraErrorCode = keyof typeof errorCatalog

@@ -17,6 +17,7 @@ import { localAuditAdmin, remoteAuditAdmin, type AuditAdmin } from './commands/a
 import { localAuthzAdmin, remoteAuthzAdmin, type AuthzAdmin } from './commands/authz.js'
 import { localGovernAdmin, remoteGovernAdmin, type GovernAdmin } from './govern-admin.js'
 import { localSecretAdmin, remoteSecretAdmin, type SecretAdmin } from './secret-admin.js'
+import type { LeaseFilter, LeaseView } from '../lifecycle/dynamic/leases.js'
 import {
   createRemoteClient,
   isInsecureRemote,
@@ -58,7 +59,18 @@ export interface Backend {
   readonly govern?: GovernAdmin
   /** Managed secrets and their rotation (docs/rotation.md). */
   readonly secrets?: SecretAdmin
+  /** Dynamic credential leases (docs/dynamic-credentials.md). */
+  readonly dynamic?: DynamicAdmin
   close(): Promise<void>
+}
+
+/**
+ * Dynamic credential leases, over HTTP or on a store. On a store `revoke` only asks: the running
+ * servers' reapers (which hold the backends' admin credentials) carry it out within their interval.
+ */
+export interface DynamicAdmin {
+  list(filter?: LeaseFilter): Promise<LeaseView[]>
+  revoke(leaseId: string, reason?: string): Promise<LeaseView>
 }
 
 /** The global options and environment a backend is chosen from. */
@@ -156,6 +168,25 @@ export async function openBackend(options: BackendOptions, deps: BackendDeps): P
       authz: remoteAuthzAdmin(client.http),
       govern: remoteGovernAdmin(client.http),
       secrets: remoteSecretAdmin(client.http),
+      dynamic: {
+        list: async (filter = {}) =>
+          (
+            await client.http.json<{ items: LeaseView[] }>('GET', 'v1/dynamic/leases', {
+              query: {
+                state: filter.state,
+                spiffeId: filter.spiffeId,
+                backend: filter.backend,
+                limit: filter.limit === undefined ? undefined : String(filter.limit),
+              },
+            })
+          ).items,
+        revoke: (id, reason) =>
+          client.http.json<LeaseView>(
+            'POST',
+            `v1/dynamic/leases/${encodeURIComponent(id)}/revoke`,
+            { body: reason === undefined ? {} : { reason } },
+          ),
+      },
       close: async () => {},
     }
   }
@@ -179,13 +210,19 @@ export async function localBackend(
   clock: Clock,
   env: NodeJS.ProcessEnv,
 ): Promise<Backend> {
-  const [{ createInventory }, { createRevocationList }, federationModule, { createAuditLog }] =
-    await Promise.all([
-      import('../inventory/index.js'),
-      import('../lifecycle/revocations.js'),
-      import('../federation/index.js'),
-      import('../audit/audit-log.js'),
-    ])
+  const [
+    { createInventory },
+    { createRevocationList },
+    federationModule,
+    { createAuditLog },
+    leases,
+  ] = await Promise.all([
+    import('../inventory/index.js'),
+    import('../lifecycle/revocations.js'),
+    import('../federation/index.js'),
+    import('../audit/audit-log.js'),
+    import('../lifecycle/dynamic/leases.js'),
+  ])
   const user = env.USER ?? env.LOGNAME ?? 'local'
   // Acts done here on the store are audited like the server's (no partition upkeep: short-lived).
   const events = createAuditLog({ store, clock, partitionDaysAhead: 0 })
@@ -209,6 +246,16 @@ export async function localBackend(
     offboarding: localOffboardingAdmin(store, clock, user),
     authz: localAuthzAdmin(store, clock, `cli:${user}`),
     secrets: localSecretAdmin(store, clock, env, user),
+    dynamic: {
+      list: (filter) => leases.listLeases(store.db, filter),
+      revoke: (id, reason) =>
+        leases.requestLeaseRevocation(
+          store.db,
+          id,
+          clock.now(),
+          reason ?? `requested by cli:${user}`,
+        ),
+    },
     store,
     audit: localAuditAdmin(store),
     close: async () => {

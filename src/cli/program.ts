@@ -26,6 +26,7 @@ import { registerAuditCommands } from './commands/audit.js'
 import { registerOwnerCommands } from './commands/owner.js'
 import { registerPolicyCommands } from './commands/policy.js'
 import { registerReportCommands } from './commands/report.js'
+import { registerDynamicCommands } from './commands/dynamic.js'
 import { createCommandContext, type CliIo } from './context.js'
 import { exitCodeFor, exitCodes, exitCodesHelp, formatError, type ExitCode } from './exit-codes.js'
 
@@ -85,6 +86,7 @@ ${exitCodesHelp}`,
   registerPolicyCommands(program, ctx)
   registerReportCommands(program, ctx)
   registerSecretCommands(program, ctx)
+  registerDynamicCommands(program, ctx)
 
   applyToAll(program, (cmd) => {
     cmd.exitOverride()

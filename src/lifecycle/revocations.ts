@@ -68,6 +68,11 @@ export interface RevocationDeps {
   clock?: Clock
   /** Where `revocation.created` is recorded; `add` resolves after the event is durable. */
   events?: EventSink
+  /**
+   * Runs after an entry is added (e.g. revoking a SPIFFE ID's dynamic credentials). Its failure does
+   * not undo the entry; whoever acts on it must also find the entry later (the dynamic reaper does).
+   */
+  onAdded?: (entry: RevocationView) => Promise<void>
 }
 
 const maxReason = 500
@@ -194,6 +199,7 @@ export function createRevocationList(deps: RevocationDeps): RevocationList {
           },
         })
       }
+      if (deps.onAdded) await deps.onAdded(result).catch(() => {})
       return result
     },
 

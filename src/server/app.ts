@@ -69,6 +69,9 @@ import { registerReportRoutes } from './routes/reports.js'
 import { registerScimRoutes } from './routes/scim.js'
 import { registerSecretRoutes } from './routes/secrets.js'
 import type { SecretsService } from '../lifecycle/rotation/secrets-service.js'
+import type { DynamicCredentials } from '../lifecycle/dynamic/dynamic-credentials.js'
+import { createWorkloadAuthenticator } from '../lifecycle/dynamic/workload-auth.js'
+import { registerDynamicRoutes } from './routes/dynamic.js'
 
 export interface AppDeps {
   store: Store
@@ -104,6 +107,8 @@ export interface AppDeps {
   codeownersDir?: string
   /** Managed secrets and rotation (docs/rotation.md); without it those routes answer 503. */
   secrets?: SecretsService
+  /** Just-in-time credentials (docs/dynamic-credentials.md); without it those routes answer 503. */
+  dynamic?: DynamicCredentials
 }
 
 export const defaultBodyLimit = 32 * 1024 * 1024
@@ -122,6 +127,8 @@ export const redactPaths = [
   'authorization',
   'token',
   '*.token',
+  'password',
+  '*.password',
 ]
 
 const packageVersion = (createRequire(import.meta.url)('../../package.json') as { version: string })
@@ -195,6 +202,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         { name: 'governance', description: 'Governance policy: versions, dry run, evaluation' },
         { name: 'reports', description: "Owner's view and compliance summary (JSON, CSV, HTML)" },
         { name: 'secrets', description: 'Managed secrets and their rotation (admin)' },
+        {
+          name: 'dynamic',
+          description: 'Just-in-time credentials for workloads, and their leases',
+        },
       ],
       components: {
         securitySchemes: {
@@ -244,10 +255,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerExportRoutes(scope, { inventory }))
   await app.register(async (scope) => registerStatsRoutes(scope, { inventory }))
   await app.register(async (scope) => registerTokenRoutes(scope, { store, clock }))
+  const dynamic = deps.dynamic
   const revocations = createRevocationList({
     store,
     clock,
     ...(deps.events ? { events: deps.events } : {}),
+    // Revoking a workload's SPIFFE ID also revokes its dynamic credentials, before answering.
+    ...(dynamic
+      ? {
+          onAdded: async (entry) => {
+            if (entry.targetType !== 'spiffe_id') return
+            await dynamic.revokeWorkload(entry.value, {
+              actor: entry.createdBy ?? 'system',
+              reason: 'spiffe-id-revoked',
+            })
+          },
+        }
+      : {}),
   })
   await app.register(async (scope) => registerRevocationRoutes(scope, { revocations }))
   await app.register(async (scope) =>
@@ -331,6 +355,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   )
   await app.register(async (scope) =>
     registerSecretRoutes(scope, deps.secrets ? { secrets: deps.secrets } : {}),
+  )
+
+  await app.register(async (scope) =>
+    registerDynamicRoutes(scope, {
+      ...(dynamic ? { dynamic } : {}),
+      ...(deps.ca
+        ? {
+            auth: createWorkloadAuthenticator({
+              ca: deps.ca,
+              clock,
+              isRevoked: async (q) => (await revocations.find(q)) !== undefined,
+            }),
+          }
+        : {}),
+    }),
   )
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

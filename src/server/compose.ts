@@ -35,6 +35,8 @@ import {
   createSecretsService,
   startRotationScheduler,
 } from '../lifecycle/rotation/secrets-service.js'
+import type { DynamicCredentials } from '../lifecycle/dynamic/dynamic-credentials.js'
+import type { DynamicConfig } from '../lifecycle/dynamic/dynamic-config.js'
 
 export interface ServerOptions {
   /** Embedded store directory (default ./.tessera); ignored when a database URL is given. */
@@ -79,6 +81,11 @@ export interface ServerOptions {
   events?: EventSink
   /** Where findings go (failed rotations); default: the server log. */
   findings?: FindingReporter
+  /**
+   * Just-in-time credentials (docs/dynamic-credentials.md): a configuration, or its file (default
+   * TESSERA_DYNAMIC_CONFIG). Off when neither is given.
+   */
+  dynamic?: { config?: DynamicConfig; configFile?: string }
 }
 
 export interface RunningServer {
@@ -122,6 +129,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let nats: NatsEventPublisher | undefined
   let partitionTimer: NodeJS.Timeout | undefined
   let rotation: ReturnType<typeof startRotationScheduler> | undefined
+  let dynamic: DynamicCredentials | undefined
   try {
     const logger = pino(
       {
@@ -273,9 +281,18 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       events: options.events ?? events,
       findings: options.findings ?? createFindingStore({ store, clock }),
     })
+    dynamic = await loadDynamic(options, {
+      store,
+      clock,
+      inventory,
+      logger,
+      isRevoked: async (spiffeId) => (await revocations.find({ spiffeId })) !== undefined,
+      events,
+    })
     app = await buildApp({
       authz,
       secrets,
+      ...(dynamic ? { dynamic } : {}),
       store,
       inventory,
       governance,
@@ -326,6 +343,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       onError: (err) => logger.error({ err }, 'rotation scheduler tick failed'),
     })
     const rotating = rotation
+    dynamic?.start()
+    const jit = dynamic
     const scheduled = discovery
     const listening = app
     const runningCa = ca
@@ -354,6 +373,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
             await scheduled?.stop()
             await listening.close()
             await detecting.stop()
+            await jit?.close()
           } finally {
             clearInterval(partitions)
             await auditLog.close()
@@ -373,6 +393,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     clearInterval(partitionTimer)
     await audit?.close().catch(() => {})
     await nats?.close().catch(() => {})
+    await dynamic?.close()
     await store.close()
     throw err
   }
@@ -403,4 +424,50 @@ async function loadDiscovery(
     'discovery schedule loaded',
   )
   return scheduler
+}
+
+/** Dynamic credentials from the options or TESSERA_DYNAMIC_CONFIG; undefined when not configured. */
+async function loadDynamic(
+  options: ServerOptions,
+  deps: {
+    store: Store
+    clock: Clock
+    inventory: Inventory
+    logger: pino.Logger
+    isRevoked: (spiffeId: string) => Promise<boolean>
+    /** The audit log: dynamic.created, dynamic.used, dynamic.revoked. */
+    events: EventSink
+  },
+): Promise<DynamicCredentials | undefined> {
+  const file = options.dynamic?.configFile ?? (process.env.TESSERA_DYNAMIC_CONFIG || undefined)
+  if (!options.dynamic?.config && !file) return undefined
+  const [dyn, { loadStoreKey }, { fingerprintSecret }] = await Promise.all([
+    import('../lifecycle/dynamic/index.js'),
+    import('../scanner/store-key.js'),
+    import('../scanner/fingerprint.js'),
+  ])
+  const config = options.dynamic?.config ?? (await dyn.loadDynamicConfig(file!))
+  const log = deps.logger.child({ component: 'dynamic' })
+  const events: EventSink = options.events ?? deps.events
+  let key: Promise<Buffer> | undefined
+  const service = dyn.createDynamicCredentials({
+    store: deps.store,
+    clock: deps.clock,
+    backends: dyn.createDynamicBackends(config),
+    events,
+    inventory: deps.inventory,
+    // The scanner's key: a leaked JIT password found by a scan has the lease's fingerprint.
+    fingerprint: async (password) =>
+      fingerprintSecret(await (key ??= loadStoreKey(deps.store)), password),
+    isRevoked: deps.isRevoked,
+    reaperIntervalMs: config.reaperIntervalSeconds * 1000,
+    pendingGraceMs: config.pendingGraceSeconds * 1000,
+    ...(config.installation ? { installation: config.installation } : {}),
+    onError: (err, context) => log.warn({ err, ...context }, 'dynamic credentials: reaper problem'),
+  })
+  log.info(
+    { backends: config.backends.map((b) => ({ name: b.name, type: b.type })) },
+    'dynamic credentials enabled',
+  )
+  return service
 }

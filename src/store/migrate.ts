@@ -8,6 +8,7 @@ import * as audit from './migrations/0007-audit.js'
 import * as govern from './migrations/0010-govern.js'
 import * as inventoryPerf from './migrations/0014-inventory-perf.js'
 import * as rotation from './migrations/0012-rotation.js'
+import * as dynamic from './migrations/0013-dynamic.js'
 
 /** Every migration, in order. Names never change once released. */
 const migrations: Record<string, Migration> = {
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   '0010-govern': { up: (db) => govern.migrate(db) },
   '0014-inventory-perf': { up: (db) => inventoryPerf.migrate(db) },
   '0012-rotation': { up: (db) => rotation.migrate(db) },
+  '0013-dynamic': { up: (db) => dynamic.migrate(db) },
 }
 
 /** Each migration's SQL, for the signature: a changed statement must invalidate cached templates. */
@@ -31,6 +33,7 @@ const migrationSql: Record<string, string> = {
   '0010-govern': govern.up,
   '0014-inventory-perf': inventoryPerf.up,
   '0012-rotation': rotation.up,
+  '0013-dynamic': dynamic.up,
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

@@ -407,6 +407,31 @@ export interface CodeownersFileTable {
   updated_at: Timestamp
 }
 
+export type DynamicLeaseState = 'pending' | 'active' | 'revoked'
+
+/** A just-in-time credential's lease (migration 0013); never the password, only its fingerprint. */
+export interface DynamicLeaseTable {
+  id: string
+  backend: string
+  backend_type: string
+  template: string
+  username: string
+  spiffe_id: string
+  state: DynamicLeaseState
+  fingerprint: string | null
+  created_at: Timestamp
+  expires_at: Timestamp
+  activated_at: OptionalTimestamp
+  first_used_at: OptionalTimestamp
+  last_used_at: OptionalTimestamp
+  revoke_requested_at: OptionalTimestamp
+  revoke_reason: string | null
+  revoked_at: OptionalTimestamp
+  revoke_attempts: Generated<number>
+  last_error: string | null
+  created_by: string | null
+}
+
 export interface Database {
   setting: SettingTable
   api_token: ApiTokenTable
@@ -440,6 +465,7 @@ export interface Database {
   managed_secret: ManagedSecretTable
   secret_rotation: SecretRotationTable
   secret_rotation_step: SecretRotationStepTable
+  dynamic_lease: DynamicLeaseTable
 }
 
 /** A managed secret (migration 0012): values sealed under the KEK, never in the clear. */

@@ -5,6 +5,7 @@ import type { CommandContext } from '../context.js'
 import { intOption } from '../options.js'
 import { renderTable } from '../table.js'
 import { parseTimeOption } from '../time.js'
+import { revokeLease } from './dynamic.js'
 
 interface RevokeOptions {
   spiffeId?: string
@@ -16,6 +17,7 @@ interface RevokeOptions {
   list?: boolean
   after?: number
   includeExpired?: boolean
+  lease?: string
 }
 
 /**
@@ -34,6 +36,7 @@ export function registerRevokeCommand(program: Command, ctx: CommandContext): vo
     )
     .addOption(new Option('--jti <jti>', 'one JWT, by its jti'))
     .addOption(new Option('--agent <id>', 'a node agent (its id from "agent list")'))
+    .addOption(new Option('--lease <id>', 'a dynamic credential lease (drops its user now)'))
     .option('--reason <text>', 'why (kept with the entry, shown to operators)')
     .option(
       '--expires-at <time>',
@@ -65,6 +68,12 @@ Give --expires-at to let an entry lapse once what it revokes has expired anyway.
           return ctx.out(renderTable(revocationColumns, page.items))
         })
         return
+      }
+      if (opts.lease !== undefined) {
+        if (opts.spiffeId ?? opts.serial ?? opts.jti ?? opts.agent) {
+          throw new TesseraError('TSR_VALIDATION', '--lease goes alone')
+        }
+        return revokeLease(ctx, cmd, opts.lease, opts.reason)
       }
       const targets = (
         [
