@@ -169,9 +169,12 @@ export function createRemoteClient(options: RemoteClientOptions): RemoteClient {
     startRun(source, scope): Promise<RunSummary> {
       return json('POST', 'v1/runs', { body: { source, scope } })
     },
-    finishRun(runId, outcome): Promise<RunSummary> {
+    finishRun(runId, outcome, counts): Promise<RunSummary> {
       return json('POST', `v1/runs/${encodeURIComponent(runId)}/finish`, {
-        body: outcome === undefined ? {} : { outcome },
+        body: {
+          ...(outcome === undefined ? {} : { outcome }),
+          ...(counts === undefined ? {} : { counts }),
+        },
       })
     },
     listIdentities(filter: IdentityFilter = {}): Promise<Page<IdentitySummary>> {

@@ -152,7 +152,13 @@ export async function runConnector(
     throw storeFailure
   }
   const outcome = stats.errors === 0 ? 'succeeded' : 'failed'
-  const finished = await deps.inventory.finishRun(run.id, outcome)
+  const finished = await deps.inventory.finishRun(run.id, outcome, {
+    seen: stats.seen,
+    new: stats.new,
+    changed: stats.changed,
+    unchanged: stats.unchanged,
+    errors: stats.errors,
+  })
   stats.status = outcome
   stats.closed = finished.closed ?? 0
   stats.durationMs = Math.round(now() - started)

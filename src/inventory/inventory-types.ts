@@ -27,6 +27,17 @@ export interface RunSummary {
   finishedAt?: string
   /** Facts closed because a full run did not see them. */
   closed?: number
+  /** What the run's connector counted (seen, new, changed, unchanged, errors), as recorded. */
+  counts?: RunCounts
+}
+
+/** A discovery run's statistics, recorded with it (discovery_run.stats) when it finishes. */
+export interface RunCounts {
+  seen?: number
+  new?: number
+  changed?: number
+  unchanged?: number
+  errors?: number
 }
 
 export interface IdentityFilter {
@@ -182,7 +193,11 @@ export interface Inventory {
   ingest(observations: readonly Observation[], options?: IngestOptions): Promise<IngestResult>
   startRun(source: string, scope: 'full' | 'delta'): Promise<RunSummary>
   /** Ends a run; a successful full run closes (valid_to) the source's facts it did not see. */
-  finishRun(runId: string, outcome?: 'succeeded' | 'failed'): Promise<RunSummary>
+  finishRun(
+    runId: string,
+    outcome?: 'succeeded' | 'failed',
+    counts?: RunCounts,
+  ): Promise<RunSummary>
   listIdentities(filter?: IdentityFilter): Promise<Page<IdentitySummary>>
   /** By stable id or by ref; undefined when absent (at that instant). */
   getIdentity(idOrRef: string, at?: Date): Promise<IdentityDetail | undefined>

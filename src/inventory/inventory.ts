@@ -32,7 +32,7 @@ export function createInventory({
   return {
     ingest: (observations, options) => ingestObservations(ingestDeps, observations, options),
     startRun: (source, scope) => startRun(deps, source, scope),
-    finishRun: (runId, outcome) => finishRun(deps, runId, outcome),
+    finishRun: (runId, outcome, counts) => finishRun(deps, runId, outcome, counts),
     listIdentities: (filter) => listIdentities(store.db, filter),
     getIdentity: (idOrRef, at) => getIdentity(store.db, idOrRef, at),
     neighbourhood: (idOrRef, options) => neighbourhood(store.db, idOrRef, options),

@@ -3,7 +3,7 @@ import { TesseraError } from '../errors.js'
 import type { Clock } from '../runtime/clock.js'
 import { factTables, type Database, type Store } from '../store/index.js'
 import { lockInventory, refreshNextExpiry } from './ingest.js'
-import type { RunSummary } from './inventory-types.js'
+import type { RunCounts, RunSummary } from './inventory-types.js'
 import { iso } from './views.js'
 
 interface RunDeps {
@@ -50,9 +50,19 @@ export async function finishRun(
   deps: RunDeps,
   runId: string,
   outcome: 'succeeded' | 'failed' = 'succeeded',
+  counts: RunCounts = {},
 ): Promise<RunSummary> {
   if (outcome !== 'succeeded' && outcome !== 'failed') {
     throw new TesseraError('TSR_VALIDATION', 'outcome must be succeeded or failed')
+  }
+  const countKeys = ['seen', 'new', 'changed', 'unchanged', 'errors'] as const
+  for (const [key, value] of Object.entries(counts)) {
+    if (!(countKeys as readonly string[]).includes(key)) {
+      throw new TesseraError('TSR_VALIDATION', `counts.${key}: unknown (${countKeys.join(', ')})`)
+    }
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+      throw new TesseraError('TSR_VALIDATION', `counts.${key}: a whole number ≥ 0`)
+    }
   }
   return deps.store.transaction(async (tx) => {
     await lockInventory(tx.db)
@@ -71,7 +81,9 @@ export async function finishRun(
     if (outcome === 'succeeded' && run.scope === 'full') {
       closed = await closeUnseen(tx.db, run.source, runId, finished)
     }
-    const stats = { closed }
+    const recorded: RunCounts = {}
+    for (const key of countKeys) if (counts[key] !== undefined) recorded[key] = counts[key]
+    const stats = { ...recorded, closed }
     await tx.db
       .updateTable('discovery_run')
       .set({ status: outcome, finished_at: finished.toISOString(), stats: JSON.stringify(stats) })
@@ -85,6 +97,7 @@ export async function finishRun(
       startedAt: iso(run.started_at)!,
       finishedAt: finished.toISOString(),
       closed,
+      ...(Object.keys(recorded).length > 0 ? { counts: recorded } : {}),
     }
   })
 }

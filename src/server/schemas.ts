@@ -196,6 +196,17 @@ export const IngestResultSchema = Type.Object(
   { title: 'IngestResult' },
 )
 
+export const RunCountsSchema = Type.Object(
+  {
+    seen: Type.Optional(Type.Integer({ minimum: 0 })),
+    new: Type.Optional(Type.Integer({ minimum: 0 })),
+    changed: Type.Optional(Type.Integer({ minimum: 0 })),
+    unchanged: Type.Optional(Type.Integer({ minimum: 0 })),
+    errors: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false, title: 'RunCounts', description: "the connector's statistics" },
+)
+
 export const RunSummarySchema = Type.Object(
   {
     id: Type.String(),
@@ -209,6 +220,7 @@ export const RunSummarySchema = Type.Object(
     startedAt: DateTime,
     finishedAt: Type.Optional(DateTime),
     closed: Type.Optional(Type.Integer()),
+    counts: Type.Optional(RunCountsSchema),
   },
   { title: 'RunSummary' },
 )

@@ -62,6 +62,31 @@ for (const backend of testBackends()) {
       const again = await run('aws:prod')
       const t = again.stats[0]!
       assert.deepEqual([t.seen, t.new, t.changed, t.unchanged, t.closed], [s.seen, 0, 0, s.seen, 0])
+      // Each run's statistics are recorded with it in the store, not only printed.
+      const recorded = await store.db
+        .selectFrom('discovery_run')
+        .select(['status', 'stats'])
+        .where('source', '=', 'aws:prod')
+        .orderBy('started_at')
+        .execute()
+      const statsOf = (v: unknown) =>
+        (typeof v === 'string' ? JSON.parse(v) : v) as Record<string, number>
+      assert.deepEqual(statsOf(recorded.at(-2)!.stats), {
+        seen: s.seen,
+        new: s.seen,
+        changed: 0,
+        unchanged: 0,
+        errors: 0,
+        closed: 0,
+      })
+      assert.deepEqual(statsOf(recorded.at(-1)!.stats), {
+        seen: s.seen,
+        new: 0,
+        changed: 0,
+        unchanged: s.seen,
+        errors: 0,
+        closed: 0,
+      })
     })
 
     it('a truncated input keeps its valid part, reports file and position, and closes nothing', async () => {

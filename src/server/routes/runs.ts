@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 import type { Inventory } from '../../inventory/inventory-types.js'
 import type { TesseraApp } from '../app-types.js'
 import { bearerSecurity } from '../auth/auth-hook.js'
-import { problemResponses, RunSummarySchema } from '../schemas.js'
+import { problemResponses, RunCountsSchema, RunSummarySchema } from '../schemas.js'
 
 export function registerRunRoutes(
   app: TesseraApp,
@@ -54,12 +54,14 @@ export function registerRunRoutes(
                 default: 'succeeded',
               }),
             ),
+            counts: Type.Optional(RunCountsSchema),
           },
           { additionalProperties: false, description: 'optional: an empty body means succeeded' },
         ),
         response: { 200: RunSummarySchema, ...problemResponses(400, 401, 403, 404, 409, 415) },
       },
     },
-    async (request) => deps.inventory.finishRun(request.params.id, request.body.outcome),
+    async (request) =>
+      deps.inventory.finishRun(request.params.id, request.body.outcome, request.body.counts),
   )
 }
