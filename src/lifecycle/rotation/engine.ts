@@ -348,7 +348,20 @@ export function createRotationEngine(deps: RotationEngineDeps): RotationEngine {
       .execute()
   }
 
-  async function run(id: string): Promise<RotationView> {
+  /**
+   * One runner per rotation in this process: the scheduler resuming open rotations and a manual
+   * rotate of the same secret join the same run instead of stepping it twice at once.
+   */
+  const inProgress = new Map<string, Promise<RotationView>>()
+  function run(id: string): Promise<RotationView> {
+    const existing = inProgress.get(id)
+    if (existing) return existing
+    const started = runSteps(id).finally(() => inProgress.delete(id))
+    inProgress.set(id, started)
+    return started
+  }
+
+  async function runSteps(id: string): Promise<RotationView> {
     let r = await loadRotation(id)
     if (r.state === 'done' || r.state === 'failed') return viewOf(r)
     const secret = await loadSecret(store, r.secret_name)
